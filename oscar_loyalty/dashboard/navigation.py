@@ -1,0 +1,22 @@
+"""The loyalty entry for ``OSCAR_DASHBOARD_NAVIGATION``.
+
+Imported by settings modules, so it must not import models::
+
+    from oscar_loyalty.dashboard.navigation import LOYALTY_DASHBOARD_NAVIGATION
+    OSCAR_DASHBOARD_NAVIGATION = OSCAR_DASHBOARD_NAVIGATION + [
+        LOYALTY_DASHBOARD_NAVIGATION
+    ]
+"""
+
+from django.utils.translation import gettext_lazy as _
+
+LOYALTY_DASHBOARD_NAVIGATION = {
+    "label": _("Loyalty"),
+    "icon": "fas fa-award",
+    "children": [
+        {
+            "label": _("Programme overview"),
+            "url_name": "loyalty_dashboard:loyalty-overview",
+        },
+    ],
+}

@@ -1,0 +1,9 @@
+"""The test suite's settings: the example shop's test settings with both plugins.
+
+Tasks always run eagerly here, whatever CELERY_BROKER_URL says: the suite tests
+services directly, and the Redis tests start a real worker of their own.
+"""
+
+from example_shop.settings.test import *  # noqa: F403
+
+CELERY_TASK_ALWAYS_EAGER = True

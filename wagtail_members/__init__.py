@@ -1,0 +1,1 @@
+"""wagtail_members: Wagtail pages that publish a shop's membership programme."""

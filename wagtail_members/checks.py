@@ -1,0 +1,67 @@
+"""System checks: each explains a wrong installation in one sentence, with its fix."""
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+from django.template import TemplateDoesNotExist
+from django.template.loader import get_template
+
+from .conf import PREFIX, get_setting
+
+TAG = "loyalty"
+AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+@register(TAG)
+def check_installation(app_configs=None, **kwargs):
+    errors = []
+    apps = list(settings.INSTALLED_APPS)
+    if "wagtail" not in apps:
+        errors.append(
+            Error(
+                "wagtail_members needs Wagtail: install django-oscar-loyalty[wagtail] "
+                "and add 'wagtail' and its contrib apps to INSTALLED_APPS.",
+                id="wagtail_members.E001",
+            )
+        )
+    else:
+        own = next(i for i, app in enumerate(apps) if app.startswith("wagtail_members"))
+        if own > apps.index("wagtail"):
+            errors.append(
+                Error(
+                    "wagtail_members must come before 'wagtail' in INSTALLED_APPS, or "
+                    "its hooks run after Wagtail's privacy check.",
+                    hint="Move 'wagtail_members.apps.WagtailMembersConfig' up.",
+                    id="wagtail_members.E002",
+                )
+            )
+    if AUTH_MIDDLEWARE not in settings.MIDDLEWARE:
+        errors.append(
+            Error(
+                "AuthenticationMiddleware is missing from MIDDLEWARE, so member pages "
+                "cannot tell who is signed in.",
+                id="wagtail_members.E003",
+            )
+        )
+    if not getattr(settings, "WAGTAIL_FRONTEND_LOGIN_URL", None):
+        errors.append(
+            Warning(
+                "WAGTAIL_FRONTEND_LOGIN_URL is not set, so members who open a private "
+                "page are sent to Wagtail's own login instead of the shop's.",
+                hint="Set WAGTAIL_FRONTEND_LOGIN_URL = "
+                "reverse_lazy('customer:login') (or your login URL).",
+                id="wagtail_members.W004",
+            )
+        )
+    base = get_setting("BASE_TEMPLATE")
+    try:
+        get_template(base)
+    except TemplateDoesNotExist:
+        errors.append(
+            Error(
+                f"{PREFIX}BASE_TEMPLATE names {base!r}, which no template loader "
+                "finds, so member pages cannot render.",
+                hint="Create that template or point the setting at your site's base.",
+                id="wagtail_members.E005",
+            )
+        )
+    return errors

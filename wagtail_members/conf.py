@@ -1,0 +1,16 @@
+"""The app's settings, ``WAGTAIL_MEMBERS_*``, read at call time."""
+
+from django.conf import settings
+
+PREFIX = "WAGTAIL_MEMBERS_"
+
+DEFAULTS = {
+    # Template that every member page extends; point it at the site's own base.
+    "BASE_TEMPLATE": "base.html",
+}
+
+
+def get_setting(name):
+    if name not in DEFAULTS:
+        raise AttributeError(f"{PREFIX}{name} is not a setting of wagtail_members")
+    return getattr(settings, PREFIX + name, DEFAULTS[name])
