@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .base import *  # noqa: F403
-from .base import DATABASES, VAR_DIR
+from .base import DATABASES
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -23,5 +23,9 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ALLOWED_HOSTS = ["*"]
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+if DATABASES["default"]["ENGINE"].endswith("sqlite3") and os.environ.get(
+    "EXAMPLE_SHOP_TEST_DB"
+):
+    # A file lets ``pytest --reuse-db`` skip migrations; by default each run gets a
+    # private in-memory database, so parallel runs never share one.
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["EXAMPLE_SHOP_TEST_DB"]}
