@@ -46,7 +46,9 @@ bench: venv
 messages: venv
 	cd oscar_loyalty && ../$(PY) ../manage.py makemessages -l zh_Hans -l en --no-obsolete
 	cd wagtail_members && ../$(PY) ../manage.py makemessages -l zh_Hans -l en --no-obsolete
-	cd example_shop && ../$(PY) ../manage.py makemessages -l zh_Hans -l en --no-obsolete
+	$(PY) manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore=.venv \
+		--ignore=oscar_loyalty --ignore=wagtail_members --ignore=tests --ignore=bench \
+		--ignore=var --ignore=build
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean-demo:
