@@ -1,10 +1,13 @@
 """Settings for automated runs (the test suite and the benchmarks).
 
-Fast password hashing, e-mail kept in memory, media in a throwaway directory. The
-database still comes from DATABASE_URL (PostgreSQL in CI) or an SQLite file.
+Fast password hashing, e-mail kept in memory, media in a throwaway directory removed
+at exit. The database comes from DATABASE_URL (PostgreSQL in CI); without it each run
+gets a private in-memory SQLite database (or the file EXAMPLE_SHOP_TEST_DB names).
 """
 
+import atexit
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,10 +17,11 @@ from .base import DATABASES
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-MEDIA_ROOT = Path(
-    os.environ.get("DJANGO_MEDIA_ROOT")
-    or tempfile.mkdtemp(prefix="example-shop-media-")
-)
+if os.environ.get("DJANGO_MEDIA_ROOT"):
+    MEDIA_ROOT = Path(os.environ["DJANGO_MEDIA_ROOT"])
+else:
+    MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="example-shop-media-"))
+    atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
