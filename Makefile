@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed (found %s); run make PYTHON=python3.11 ..." % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip "setuptools>=68" wheel
-	$(PY) -m pip install --quiet -e ".[wagtail,test]"
+	$(PY) -m pip install --quiet -e ".[wagtail,test,demo]"
 	@touch $(STAMP)
 
 venv: $(STAMP)

@@ -198,12 +198,20 @@ CACHES = {
     }
 }
 
-# Haystack: the simple engine needs no search server. Oscar's default realtime
-# processor only logs "not implemented" for every product save with it.
+# Haystack: Oscar 4.2 lists the catalogue through the search index, and the
+# "simple" engine cannot answer its filters (django-oscar#4366), so the demo uses
+# Whoosh: pure Python, a folder on disk, no search server. Products are indexed as
+# they are saved; `manage.py update_index` rebuilds the index.
 HAYSTACK_CONNECTIONS = {
-    "default": {"ENGINE": "haystack.backends.simple_backend.SimpleEngine"}
+    "default": {
+        "ENGINE": "haystack.backends.whoosh_backend.WhooshEngine",
+        "PATH": str(Path(os.environ.get("HAYSTACK_WHOOSH_PATH", VAR_DIR / "whoosh"))),
+    }
 }
-HAYSTACK_SIGNAL_PROCESSOR = "haystack.signals.BaseSignalProcessor"
+HAYSTACK_SIGNAL_PROCESSOR = "haystack.signals.RealtimeSignalProcessor"
+# Whoosh has no query facets and splits field facets into words ("teaware" shows
+# up as "tea" and "teawar"), so the demo lists categories without facets.
+OSCAR_SEARCH_FACETS = {"fields": {}, "queries": {}}
 
 # Oscar
 OSCAR_SHOP_NAME = "Lotus & Co."

@@ -17,11 +17,16 @@ from .base import DATABASES
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-if os.environ.get("DJANGO_MEDIA_ROOT"):
-    MEDIA_ROOT = Path(os.environ["DJANGO_MEDIA_ROOT"])
-else:
-    MEDIA_ROOT = Path(tempfile.mkdtemp(prefix="example-shop-media-"))
-    atexit.register(shutil.rmtree, MEDIA_ROOT, ignore_errors=True)
+# Media and the search index go to a folder of this process, removed at exit.
+_RUN_DIR = Path(tempfile.mkdtemp(prefix="example-shop-test-"))
+atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
+MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT") or _RUN_DIR / "media")
+HAYSTACK_CONNECTIONS = {
+    "default": {
+        "ENGINE": "haystack.backends.whoosh_backend.WhooshEngine",
+        "PATH": str(_RUN_DIR / "whoosh"),
+    }
+}
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},

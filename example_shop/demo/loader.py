@@ -1,0 +1,47 @@
+"""Runs the demo sections in order, each in its own transaction.
+
+A section that fails rolls back whole, so the database never holds half a catalogue
+or an order without its lines; sections already committed stay, and a re-run
+completes the rest because every section reuses what exists.
+"""
+
+from django.conf import settings
+from django.core.management import call_command
+from django.db import transaction
+
+from .catalogue import load_catalogue
+from .orders import load_orders
+from .pages import load_pages
+from .people import load_people
+from .report import Report
+
+
+def load_demo_data(stdout=None, verbosity=1):
+    """Load (or complete) the whole demo; return the :class:`Report` of the run."""
+    report = Report(stdout, verbosity)
+    with transaction.atomic():
+        load_catalogue(report)
+    with transaction.atomic():
+        shoppers = load_people(report)
+    with transaction.atomic():
+        load_orders(report, shoppers)
+    with transaction.atomic():
+        load_pages(report)
+    update_search_index(report)
+    return report
+
+
+def update_search_index(report):
+    """Rebuild the product search index that Oscar browses the catalogue through.
+
+    Products are indexed as they are saved, but their prices and stock come later
+    from stock records, and a demo loaded under other settings may have no index.
+    Haystack's SimpleEngine has no index (it queries the database), so it is skipped.
+    """
+    engine = settings.HAYSTACK_CONNECTIONS.get("default", {}).get("ENGINE", "")
+    if not engine or engine.endswith("simple_backend.SimpleEngine"):
+        return
+    report.start("Search index")
+    call_command("update_product_index", verbosity=0, remove=True)
+    report.add("search indexes", "refreshed", engine)
+    report.finish_section()

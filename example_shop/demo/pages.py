@@ -1,0 +1,215 @@
+"""The Wagtail page tree and both Site records.
+
+Wagtail's migrations leave a plain "Welcome to your new Wagtail site!" page as the
+default site's root. The demo puts the shop's ``HomePage`` in its place (a child of
+the tree's root node), points the default Wagtail Site at it and deletes the welcome
+page, then adds the "Members' Club" ``MemberHomePage`` at /members/. Pages that
+exist are found again by type and slug and left as editors made them.
+"""
+
+from django.conf import settings
+from django.contrib.sites.models import Site as DjangoSite
+from wagtail.models import Page, Site
+from wagtail.rich_text import RichText
+
+from example_shop.models import HomePage
+from wagtail_members.models import MemberHomePage
+
+SITE_NAME = "Lotus & Co."
+HOSTNAME = "127.0.0.1"
+PORT = 8000
+MEMBERS_SLUG = "members"
+LOGIN_PATH = "/shop/accounts/login/"
+
+HOME_INTRO = (
+    "<p>Green tea from the hills of Hangzhou and Anhui, oolongs from Anxi and the "
+    "Wuyi Mountains, and ceramics from the kilns of Jingdezhen and Longquan: chosen "
+    "by people who drink tea every day.</p>"
+)
+MEMBERS_INTRO = (
+    "<p>Earn points on every order, climb from Regular to Diamond and enjoy member "
+    "benefits that grow with you. Every account is a member from its first "
+    "order.</p>"
+)
+
+
+def home_body(members_page):
+    return [
+        ("heading", "Fresh from this spring's harvest"),
+        (
+            "paragraph",
+            RichText(
+                "<p>Our green teas are picked before Qingming and packed in small "
+                "tins so they reach you fresh. Oolongs and black teas come from "
+                "families we have bought from for years, roasted the way they "
+                "always have.</p>"
+            ),
+        ),
+        ("heading", "Teaware for every table"),
+        (
+            "paragraph",
+            RichText(
+                "<p>From a first <b>gaiwan</b> to a hand-made Yixing teapot, and "
+                "celadon, Ru and Jian ware cups to drink from.</p>"
+            ),
+        ),
+        (
+            "call_to_action",
+            {
+                "title": "Join the Members' Club",
+                "text": "One point for every yuan you spend, tiers with benefits "
+                "that grow with you, and points that last a year.",
+                "button_label": "How it works",
+                "page": members_page,
+                "url": "",
+            },
+        ),
+    ]
+
+
+MEMBERS_BODY = [
+    ("heading", "How it works"),
+    (
+        "paragraph",
+        RichText(
+            "<ul><li>Earn <b>1 point for every ¥1</b> you spend in the shop.</li>"
+            "<li>Your points and your history are in your account, next to your "
+            "orders.</li>"
+            "<li>Points expire <b>12 months</b> after you earn them, oldest first; "
+            "we remind you before any expire.</li></ul>"
+        ),
+    ),
+    ("heading", "Four tiers"),
+    (
+        "paragraph",
+        RichText(
+            "<p>Your tier follows what you have spent with us:</p>"
+            "<ul><li><b>Regular</b>: from your first order</li>"
+            "<li><b>Silver</b>: from ¥1,000 spent</li>"
+            "<li><b>Gold</b>: from ¥5,000 spent</li>"
+            "<li><b>Diamond</b>: from ¥10,000 spent</li></ul>"
+            "<p>Each tier keeps every benefit of the tiers below it and adds its "
+            "own. You move up as soon as you cross a threshold.</p>"
+        ),
+    ),
+    (
+        "call_to_action",
+        {
+            "title": "Start earning today",
+            "text": "Sign in or create an account: every order you place earns "
+            "points from day one.",
+            "button_label": "Sign in or register",
+            "page": None,
+            "url": LOGIN_PATH,
+        },
+    ),
+]
+
+
+def _wagtail_welcome_page():
+    """The placeholder Wagtail's migrations make the default site's root: a plain
+    ``Page`` without children. Anything else an editor made is never touched."""
+    site = Site.objects.filter(is_default_site=True).select_related("root_page")
+    page = site[0].root_page if site else None
+    if page is None or page.specific_class is not Page or page.numchild:
+        return None
+    return page
+
+
+def load_pages(report):
+    """Create the home and members pages, and point both Site records at the shop."""
+    report.start("Pages and sites")
+    root = Page.get_first_root_node()
+    placeholder = _wagtail_welcome_page()
+
+    home = HomePage.objects.first()
+    home_is_new = home is None
+    if home_is_new:
+        if placeholder is not None:
+            # Free the slug "home" for the new page; the placeholder is deleted
+            # once the Site no longer points at it (Site.root_page cascades).
+            Page.objects.filter(pk=placeholder.pk).update(
+                slug=f"wagtail-welcome-{placeholder.pk}"
+            )
+        home = root.add_child(
+            instance=HomePage(title=SITE_NAME, slug="home", intro=HOME_INTRO)
+        )
+        report.created("pages", f"{home.title} (home page)")
+    else:
+        report.reused("pages", f"{home.title} (home page)")
+
+    members = (
+        home.get_children().filter(slug=MEMBERS_SLUG).specific().first()
+        or MemberHomePage.objects.descendant_of(home).first()
+    )
+    if members is None:
+        members = home.add_child(
+            instance=MemberHomePage(
+                title="Members' Club",
+                slug=MEMBERS_SLUG,
+                intro=MEMBERS_INTRO,
+                body=MEMBERS_BODY,
+            )
+        )
+        members.save_revision().publish()
+        report.created("pages", f"{members.title} (slug {members.slug!r})")
+    else:
+        report.reused("pages", f"{members.title} (slug {members.slug!r})")
+
+    if home_is_new:
+        # The body links to the members page, so it is written once that exists.
+        home.body = home_body(members)
+        home.save_revision().publish()
+
+    _load_wagtail_site(report, home)
+    if placeholder is not None and placeholder.pk != home.pk:
+        placeholder.delete()
+        report.add("pages", "deleted", placeholder.title)
+    _load_django_site(report)
+    report.finish_section()
+    return home, members
+
+
+def _load_wagtail_site(report, home):
+    """The default Wagtail Site serves the home page; other hostnames fall back
+    to it too, so 127.0.0.1:8000 is only what the admin shows."""
+    wanted = {
+        "hostname": HOSTNAME,
+        "port": PORT,
+        "site_name": SITE_NAME,
+        "root_page_id": home.pk,
+    }
+    site = Site.objects.filter(is_default_site=True).first()
+    if site is None:
+        site = Site.objects.create(is_default_site=True, **wanted)
+        report.created("Wagtail sites", str(site))
+        return
+    if site.root_page_id == home.pk:
+        # Already set up (maybe renamed by someone since): leave it alone.
+        report.reused("Wagtail sites", str(site))
+        return
+    clash = Site.objects.filter(hostname=HOSTNAME, port=PORT).exclude(pk=site.pk)
+    if clash.exists():
+        wanted.pop("hostname")
+        wanted.pop("port")
+    for field, value in wanted.items():
+        setattr(site, field, value)
+    site.save()
+    report.updated("Wagtail sites", str(site))
+
+
+def _load_django_site(report):
+    """Django's sites framework names the shop in Oscar's e-mails and links."""
+    site, created = DjangoSite.objects.get_or_create(
+        pk=settings.SITE_ID,
+        defaults={"domain": f"{HOSTNAME}:{PORT}", "name": SITE_NAME},
+    )
+    if created:
+        report.created("Django sites", site.domain)
+    elif (site.domain, site.name) == ("example.com", "example.com"):
+        # Still Django's placeholder from its migrations: make it the shop.
+        site.domain, site.name = f"{HOSTNAME}:{PORT}", SITE_NAME
+        site.save()
+        report.updated("Django sites", site.domain)
+    else:
+        report.reused("Django sites", site.domain)

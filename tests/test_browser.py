@@ -1,0 +1,124 @@
+"""A shopper and an editor in a real browser: Debian's chromium driven by Playwright
+against pytest-django's live server."""
+
+import os
+import re
+
+import pytest
+from django.urls import reverse
+from oscar.core.loading import get_model
+
+from tests.browser import editors_group, home_page, launch_chromium
+from tests.checkout import SHIPPING_ADDRESS
+from tests.factories import PASSWORD, CountryFactory, ProductFactory, UserFactory
+
+Order = get_model("order", "Order")
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def browser():
+    # Playwright's sync API keeps an event loop running in this thread, and Django
+    # refuses ORM calls from a thread with a running loop unless told otherwise.
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    try:
+        with sync_playwright() as playwright:
+            chromium = launch_chromium(playwright)
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+    finally:
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(
+        base_url=live_server.url,
+        locale="en-GB",
+        viewport={"width": 1280, "height": 900},
+    )
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def test_a_shopper_signs_in_and_buys_a_product(page, tmp_path):
+    from playwright.sync_api import expect
+
+    CountryFactory()
+    home_page(title="Lotus & Co.")
+    product = ProductFactory(title="Longjing green tea")
+    shopper = UserFactory()
+
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    # Oscar sends shoppers to LOGIN_REDIRECT_URL: the Wagtail home page at /.
+    expect(page).to_have_url(re.compile(r"/$"))
+    expect(page.locator("h1")).to_have_text("Lotus & Co.")
+
+    page.goto(product.get_absolute_url())
+    expect(page.locator("h1")).to_have_text("Longjing green tea")
+    page.click("#add_to_basket_form button[type=submit]")
+    expect(page.locator(".alert-success").first).to_contain_text("Longjing green tea")
+
+    page.goto(reverse("basket:summary"))
+    page.get_by_role("link", name="Proceed to checkout").click()
+    expect(page).to_have_url(re.compile(reverse("checkout:shipping-address")))
+    form = page.locator("#new_shipping_address")
+    for field in ("first_name", "last_name", "line1", "line4", "postcode"):
+        form.locator(f"#id_{field}").fill(SHIPPING_ADDRESS[field])
+    # Oscar drops the country field when there is only one shipping country.
+    if form.locator("#id_country").count():
+        form.locator("#id_country").select_option(SHIPPING_ADDRESS["country"])
+    form.locator("#id_phone_number").fill(SHIPPING_ADDRESS["phone_number"])
+    form.get_by_role("button", name="Continue").click()
+
+    # One shipping method and no payment gateway: Oscar skips to payment details.
+    expect(page).to_have_url(re.compile(reverse("checkout:payment-details")))
+    page.click("#view_preview")
+    expect(page).to_have_url(re.compile(reverse("checkout:preview")))
+    expect(page.locator("body")).to_contain_text("Longjing green tea")
+    expect(page.locator("body")).to_contain_text("88 Nanjing West Road")
+    page.click("#place-order")
+
+    expect(page).to_have_url(re.compile(reverse("checkout:thank-you")))
+    order = Order.objects.get(user=shopper)
+    expect(page.locator("p.lead strong")).to_have_text(order.number)
+    page.screenshot(path=tmp_path / "thank-you.png", full_page=True)
+    assert order.lines.get().product == product
+    assert order.shipping_address.country_id == "CN"
+    assert Order.objects.count() == 1
+
+
+def test_an_editor_signs_into_the_wagtail_admin_and_opens_the_explorer(page):
+    from playwright.sync_api import expect
+
+    home_page(title="Lotus & Co.")
+    editor = UserFactory(username="editor")
+    editor.groups.add(editors_group())
+
+    page.goto(reverse("wagtailadmin_login"))
+    page.fill("#id_username", editor.username)
+    page.fill("#id_password", PASSWORD)
+    page.locator("form button[type=submit]").click()
+
+    expect(page).to_have_url(re.compile(reverse("wagtailadmin_home") + "$"))
+    expect(page).to_have_title(re.compile("Dashboard"))
+    expect(page.get_by_role("button", name="Pages")).to_be_visible()
+
+    page.goto(reverse("wagtailadmin_explore_root"))
+    expect(page.get_by_role("link", name="Lotus & Co.").first).to_be_visible()

@@ -1,0 +1,175 @@
+"""``manage.py load_demo_data``: what the demo holds, and that a re-run adds nothing."""
+
+from datetime import timedelta
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.utils import timezone
+from django.utils.html import escape
+from oscar.core.loading import get_model
+from wagtail.models import Page, Site
+
+from example_shop.demo import DEMO_USERS, SHOPPERS
+from example_shop.models import HomePage
+from wagtail_members.models import MemberHomePage
+
+pytestmark = pytest.mark.django_db
+
+Category = get_model("catalogue", "Category")
+Country = get_model("address", "Country")
+Line = get_model("order", "Line")
+Order = get_model("order", "Order")
+Product = get_model("catalogue", "Product")
+ProductImage = get_model("catalogue", "ProductImage")
+StockRecord = get_model("partner", "StockRecord")
+UserAddress = get_model("address", "UserAddress")
+
+PIPELINE_STATUSES = {
+    "Pending",
+    "Being processed",
+    "Shipped",
+    "Complete",
+    "Cancelled",
+    "Refunded",
+}
+
+
+def load(**options):
+    out = StringIO()
+    call_command("load_demo_data", stdout=out, **options)
+    return out.getvalue()
+
+
+def snapshot():
+    """Row counts of everything the demo creates."""
+    models = (
+        Category,
+        Product,
+        ProductImage,
+        StockRecord,
+        get_user_model(),
+        UserAddress,
+        Order,
+        Line,
+        Page,
+        Site,
+    )
+    return {model.__name__: model.objects.count() for model in models}
+
+
+def test_a_second_run_reuses_everything_and_creates_nothing():
+    first = load()
+    after_first = snapshot()
+
+    second = load()
+
+    assert snapshot() == after_first
+    assert "0 created, 0 updated" in second
+    assert "Nothing new" in second
+    assert "30 created" in first  # products, stock records and images
+    for user in DEMO_USERS:
+        assert user.email in first and user.email in second
+
+
+def test_the_catalogue_has_thirty_priced_stocked_pictured_products_in_five_categories():
+    load(quiet=True)
+
+    products = Product.objects.filter(upc__startswith="LC-")
+    assert products.count() == 30
+    assert Category.objects.filter(depth=1).count() == 5
+    for category in Category.objects.all():
+        assert category.product_set.count() == 6, category
+    records = StockRecord.objects.filter(product__in=products)
+    assert records.count() == 30
+    assert set(records.values_list("price_currency", flat=True)) == {"CNY"}
+    prices = list(records.values_list("price", flat=True))
+    assert min(prices) >= 38 and max(prices) <= 1280
+    assert all(record.net_stock_level > 0 for record in records)
+    assert all(product.description for product in products)
+    assert ProductImage.objects.filter(product__in=products).count() == 30
+    assert Country.objects.get(iso_3166_1_a2="CN").is_shipping_country
+
+
+def test_shoppers_have_order_histories_spread_over_more_than_a_year():
+    load(quiet=True)
+    now = timezone.now()
+
+    User = get_user_model()
+    shoppers = User.objects.filter(username__in=[s.username for s in SHOPPERS])
+    assert shoppers.count() == 5
+    counts = {}
+    for shopper in shoppers:
+        assert shopper.check_password("shopper")
+        assert shopper.addresses.get().country_id == "CN"
+        counts[shopper.username] = shopper.orders.count()
+    assert counts["mei"] >= 12  # the frequent buyer
+    assert counts["chen"] == 1  # the new one
+    lapsed_last = Order.objects.filter(user__username="li").latest("date_placed")
+    assert lapsed_last.date_placed < now - timedelta(days=300)
+
+    dates = list(Order.objects.values_list("date_placed", flat=True))
+    assert max(dates) <= now
+    assert max(dates) - min(dates) > timedelta(days=365)
+    assert min(dates) > now - timedelta(days=18 * 31)
+    statuses = set(Order.objects.values_list("status", flat=True))
+    assert statuses <= PIPELINE_STATUSES
+    assert {"Complete", "Cancelled", "Refunded", "Pending"} <= statuses
+    old = Order.objects.filter(date_placed__lt=now - timedelta(days=30))
+    assert set(old.values_list("status", flat=True)) <= {
+        "Complete",
+        "Cancelled",
+        "Refunded",
+    }
+    assert all(1 <= order.lines.count() <= 4 for order in Order.objects.all())
+    assert all(order.currency == "CNY" for order in Order.objects.all())
+
+
+def test_staff_logins_can_reach_their_admin():
+    load(quiet=True)
+    User = get_user_model()
+
+    admin = User.objects.get(username="admin")
+    assert admin.is_superuser and admin.is_staff
+    assert admin.check_password("admin")
+    editor = User.objects.get(email="editor@example.com")
+    assert editor.check_password("editor")
+    assert not editor.is_superuser
+    assert editor.groups.filter(name="Editors").exists()
+    assert editor.has_perm("wagtailadmin.access_admin")
+
+
+def test_the_site_serves_the_home_page_the_members_page_and_the_shop(client):
+    load(quiet=True)
+
+    site = Site.objects.get(is_default_site=True)
+    assert isinstance(site.root_page.specific, HomePage)
+    assert site.root_page.title == "Lotus & Co."
+    assert not Page.objects.filter(title="Welcome to your new Wagtail site!").exists()
+    members = MemberHomePage.objects.get()
+    assert members.get_parent().pk == site.root_page.pk
+    assert members.live and members.latest_revision is not None
+
+    home = client.get("/")
+    assert home.status_code == 200
+    assert "Lotus &amp; Co." in home.content.decode()
+    response = client.get("/members/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "Members&#x27; Club" in body or "Members' Club" in body
+    assert "/shop/accounts/login/" in body
+    shop = client.get("/shop/", follow=True)
+    assert shop.status_code == 200
+    product = Product.objects.get(upc="LC-GT-01")
+    detail = client.get(product.get_absolute_url())
+    assert detail.status_code == 200
+    assert "West Lake Longjing" in detail.content.decode()
+
+
+def test_the_catalogue_page_lists_the_demo_products(client):
+    load(quiet=True)
+
+    content = client.get("/shop/catalogue/").content.decode()
+
+    assert any(escape(product.title) in content for product in Product.objects.all())
