@@ -13,10 +13,13 @@ BASKET_MIDDLEWARE = "oscar.apps.basket.middleware.BasketMiddleware"
 DASHBOARD_APP = "oscar_loyalty.dashboard.apps.LoyaltyDashboardConfig"
 
 
-def _app_index(prefix):
-    """Position of the first INSTALLED_APPS entry starting with ``prefix``, or None."""
+LOYALTY_APP_ENTRIES = {"oscar_loyalty", "oscar_loyalty.apps.OscarLoyaltyConfig"}
+
+
+def _first_index(matches):
+    """Position of the first INSTALLED_APPS entry ``matches`` accepts, or None."""
     for index, entry in enumerate(settings.INSTALLED_APPS):
-        if entry == prefix or entry.startswith(prefix + "."):
+        if matches(entry):
             return index
     return None
 
@@ -24,7 +27,7 @@ def _app_index(prefix):
 @register(TAG)
 def check_installation(app_configs=None, **kwargs):
     errors = []
-    oscar_index = _app_index("oscar")
+    oscar_index = _first_index(lambda entry: entry.startswith("oscar."))
     if oscar_index is None:
         errors.append(
             Error(
@@ -33,7 +36,7 @@ def check_installation(app_configs=None, **kwargs):
                 id="oscar_loyalty.E001",
             )
         )
-    loyalty_index = _app_index("oscar_loyalty")
+    loyalty_index = _first_index(LOYALTY_APP_ENTRIES.__contains__)
     if oscar_index is not None and loyalty_index is not None:
         if loyalty_index > oscar_index:
             errors.append(

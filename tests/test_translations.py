@@ -1,4 +1,4 @@
-"""Every user-visible text has a Simplified Chinese translation, compiled and current."""
+"""Every user-visible text has a Simplified Chinese translation, compiled, current."""
 
 import gettext
 import re
@@ -12,7 +12,8 @@ CATALOGUES = [
     for app in ("oscar_loyalty", "wagtail_members", "example_shop")
 ]
 ENTRY = re.compile(
-    r'^(?P<flags>#,.*\n)?(?:#.*\n)*msgid (?P<id>(?:".*"\n)+)msgstr (?P<str>(?:".*"\n)+)',
+    r"^(?P<flags>#,.*\n)?(?:#.*\n)*"
+    r'msgid (?P<id>(?:".*"\n)+)msgstr (?P<str>(?:".*"\n)+)',
     re.MULTILINE,
 )
 

@@ -1,5 +1,6 @@
 """StreamField blocks for member pages (each with an icon, template and preview)."""
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 
@@ -28,7 +29,7 @@ class CallToActionBlock(blocks.StructBlock):
         else:
             return value
         raise blocks.StructBlockValidationError(
-            block_errors={"url": blocks.BlockValidationError(message)}
+            block_errors={"url": ValidationError(message)}
         )
 
     class Meta:

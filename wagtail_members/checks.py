@@ -15,7 +15,15 @@ AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
 def check_installation(app_configs=None, **kwargs):
     errors = []
     apps = list(settings.INSTALLED_APPS)
-    if "wagtail" not in apps:
+    wagtail_index = next(
+        (
+            i
+            for i, app in enumerate(apps)
+            if app == "wagtail" or app.startswith("wagtail.apps.")
+        ),
+        None,
+    )
+    if wagtail_index is None:
         errors.append(
             Error(
                 "wagtail_members needs Wagtail: install django-oscar-loyalty[wagtail] "
@@ -24,8 +32,11 @@ def check_installation(app_configs=None, **kwargs):
             )
         )
     else:
-        own = next(i for i, app in enumerate(apps) if app.startswith("wagtail_members"))
-        if own > apps.index("wagtail"):
+        own = next(
+            (i for i, app in enumerate(apps) if app.startswith("wagtail_members")),
+            None,
+        )
+        if own is not None and own > wagtail_index:
             errors.append(
                 Error(
                     "wagtail_members must come before 'wagtail' in INSTALLED_APPS, or "
