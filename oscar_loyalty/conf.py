@@ -12,6 +12,12 @@ PREFIX = "OSCAR_LOYALTY_"
 DEFAULTS = {
     # Shown to shoppers and owners wherever the programme is named.
     "PROGRAMME_NAME": _("Members' Club"),
+    # Confirmed points expire this many months after confirmation ...
+    "EXPIRY_MONTHS": 12,
+    # ... rounded up to the end of that month or year: "none", "month_end", "year_end".
+    "EXPIRY_ROUNDING": "none",
+    # Points applied to a basket are released if no order captures them in time.
+    "HOLD_TIMEOUT_MINUTES": 30,
 }
 
 

@@ -12,7 +12,7 @@ CATALOGUES = [
     for app in ("oscar_loyalty", "wagtail_members", "example_shop")
 ]
 ENTRY = re.compile(
-    r"^(?P<flags>#,.*\n)?(?:#.*\n)*"
+    r"^(?P<comments>(?:#.*\n)*)"
     r'msgid (?P<id>(?:".*"\n)+)msgstr (?P<str>(?:".*"\n)+)',
     re.MULTILINE,
 )
@@ -33,7 +33,7 @@ def _entries(po_path):
     for match in ENTRY.finditer(text):
         msgid = _unquote(match.group("id"))
         if msgid:
-            yield msgid, _unquote(match.group("str")), match.group("flags") or ""
+            yield msgid, _unquote(match.group("str")), match.group("comments")
 
 
 @pytest.mark.parametrize("po_path", CATALOGUES, ids=lambda p: p.parts[-5])
@@ -41,7 +41,7 @@ def test_every_message_is_translated_to_simplified_chinese(po_path):
     entries = list(_entries(po_path))
     assert entries, f"{po_path} has no messages"
     untranslated = [msgid for msgid, msgstr, _ in entries if not msgstr]
-    fuzzy = [msgid for msgid, _, flags in entries if "fuzzy" in flags]
+    fuzzy = [msgid for msgid, _, comments in entries if "#, fuzzy" in comments]
     assert untranslated == [], "run `make messages` and translate these"
     assert fuzzy == [], "review these fuzzy translations"
 

@@ -1,0 +1,38 @@
+"""Errors the ledger refuses a request with; each message is safe to show a user."""
+
+from django.utils.translation import gettext_lazy as _
+
+
+class LoyaltyError(Exception):
+    """A refused points operation. Nothing was written."""
+
+    default_message = _("This points operation is not possible.")
+
+    def __init__(self, message=None, **params):
+        self.message = message or self.default_message
+        self.params = params
+        super().__init__(str(self))
+
+    def __str__(self):
+        return str(self.message) % self.params if self.params else str(self.message)
+
+
+class InvalidPoints(LoyaltyError):
+    default_message = _("Enter a whole number of points greater than zero.")
+
+
+class InsufficientPoints(LoyaltyError):
+    default_message = _(
+        "You have %(spendable)s points to spend, fewer than the %(requested)s "
+        "asked for."
+    )
+
+
+class HoldNotActive(LoyaltyError):
+    default_message = _(
+        "The points reserved for this basket were released; apply them again."
+    )
+
+
+class ReasonRequired(LoyaltyError):
+    default_message = _("Give a reason for this adjustment.")

@@ -1,0 +1,295 @@
+"""The points ledger: members, lots, postings and their entries, and holds.
+
+Only :mod:`oscar_loyalty.services` writes these tables. Foreign keys to Oscar are
+strings (``"order.Order"``) so shops that forked Oscar's apps keep working, and
+ledger foreign keys use ``PROTECT``: history is never deleted with what it refers to.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Member(models.Model):
+    """A customer's programme account, with balances cached from the ledger.
+
+    ``available`` is the sum of the remainders of the member's active lots; ``held``
+    is the part of it reserved by baskets at checkout, so ``spendable`` is their
+    difference. ``check_loyalty_ledger`` recomputes all three from the rows.
+    """
+
+    class Channel(models.TextChoices):
+        WEB = "web", _("Web sign-up")
+        STORE = "store", _("In store")
+        IMPORT = "import", _("Import")
+        BACKFILL = "backfill", _("Existing customer")
+        STAFF = "staff", _("Entered by staff")
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="loyalty_member",
+        verbose_name=_("user"),
+    )
+    number = models.CharField(_("member number"), max_length=20, unique=True)
+    channel = models.CharField(
+        _("channel"), max_length=16, choices=Channel.choices, default=Channel.WEB
+    )
+    joined_at = models.DateTimeField(_("joined"), default=timezone.now)
+    available = models.BigIntegerField(_("available points"), default=0)
+    held = models.BigIntegerField(_("points held at checkout"), default=0)
+    pending = models.BigIntegerField(_("pending points"), default=0)
+    lifetime_earned = models.BigIntegerField(_("points earned in total"), default=0)
+
+    class Meta:
+        verbose_name = _("member")
+        verbose_name_plural = _("members")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(available__gte=0), name="loyalty_member_available_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(held__gte=0) & Q(held__lte=F("available")),
+                name="loyalty_member_held_within_available",
+            ),
+            models.CheckConstraint(
+                condition=Q(pending__gte=0), name="loyalty_member_pending_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(lifetime_earned__gte=0),
+                name="loyalty_member_lifetime_earned_gte_0",
+            ),
+        ]
+
+    def __str__(self):
+        return self.number
+
+    @property
+    def spendable(self):
+        """Points the member can apply now: available less what baskets hold."""
+        return self.available - self.held
+
+
+class Lot(models.Model):
+    """Points earned together, spent and expired oldest expiry first.
+
+    A lot is ``pending`` until its order can no longer be returned, then ``active``
+    with an expiry date; ``remaining`` falls as points are redeemed, expired or
+    reversed. Lots are ordered for consumption by (``expires_at``, ``id``).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        ACTIVE = "active", _("Active")
+        EXPIRED = "expired", _("Expired")
+        REVERSED = "reversed", _("Reversed")
+
+    class Source(models.TextChoices):
+        EARN = "earn", _("Earned")
+        ADJUST = "adjust", _("Added by staff")
+        RESTORE = "restore", _("Returned from a cancelled order")
+
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="lots", verbose_name=_("member")
+    )
+    source = models.CharField(
+        _("source"), max_length=12, choices=Source.choices, default=Source.EARN
+    )
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.PENDING
+    )
+    points = models.BigIntegerField(_("points"))
+    remaining = models.BigIntegerField(_("remaining points"))
+    reversed = models.BigIntegerField(
+        _("points reversed"),
+        default=0,
+        help_text=_("How many of the points cancellations and refunds took back."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    order_number = models.CharField(_("order number"), max_length=128, blank=True)
+    order_line_id = models.BigIntegerField(_("order line"), null=True, blank=True)
+    rule = models.CharField(_("rule"), max_length=64, blank=True)
+    rule_version = models.PositiveIntegerField(_("rule version"), default=0)
+
+    class Meta:
+        verbose_name = _("points lot")
+        verbose_name_plural = _("points lots")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points__gt=0), name="loyalty_lot_points_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(remaining__gte=0) & Q(remaining__lte=F("points")),
+                name="loyalty_lot_remaining_within_points",
+            ),
+            models.CheckConstraint(
+                condition=Q(reversed__gte=0) & Q(reversed__lte=F("points")),
+                name="loyalty_lot_reversed_within_points",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="active") | Q(expires_at__isnull=False),
+                name="loyalty_lot_active_has_expiry",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["member", "expires_at", "id"],
+                condition=Q(status="active", remaining__gt=0),
+                name="loyalty_lot_spendable",
+            ),
+            models.Index(
+                fields=["expires_at", "id"],
+                condition=Q(status="active", remaining__gt=0),
+                name="loyalty_lot_expiring",
+            ),
+            models.Index(fields=["order_number"], name="loyalty_lot_order"),
+        ]
+
+    def __str__(self):
+        return f"{self.points} ({self.get_status_display()})"
+
+
+class Posting(models.Model):
+    """One business event on a member's points, written once.
+
+    ``key`` names the event (``earn:<order>:<line>``, ``redeem:<order>``,
+    ``expire:<lot>``, ``adjust:<uuid>``…) and is unique, so a retried or replayed
+    event finds its posting and writes nothing twice. Who did it and why are kept as
+    text, so history survives the deletion or renaming of a staff account.
+    """
+
+    class Kind(models.TextChoices):
+        EARN = "earn", _("Earned")
+        CONFIRM = "confirm", _("Confirmed")
+        REDEEM = "redeem", _("Redeemed")
+        RESTORE = "restore", _("Returned after cancellation")
+        REVERSE = "reverse", _("Reversed")
+        EXPIRE = "expire", _("Expired")
+        ADJUST = "adjust", _("Adjusted by staff")
+
+    key = models.CharField(_("idempotency key"), max_length=200, unique=True)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="postings",
+        verbose_name=_("member"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    order_number = models.CharField(_("order number"), max_length=128, blank=True)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    actor_id = models.BigIntegerField(_("acting user id"), null=True, blank=True)
+    actor_name = models.CharField(_("acting user"), max_length=255, blank=True)
+    shortfall = models.BigIntegerField(
+        _("points that could not be taken back"),
+        default=0,
+        help_text=_("A reversal larger than the balance takes what there is."),
+    )
+
+    class Meta:
+        verbose_name = _("points posting")
+        verbose_name_plural = _("points postings")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["member", "-created_at", "-id"], name="loyalty_history"
+            ),
+            models.Index(fields=["order_number"], name="loyalty_posting_order"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(shortfall__gte=0), name="loyalty_posting_shortfall_gte_0"
+            ),
+        ]
+
+    def __str__(self):
+        return self.key
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger postings are append-only and cannot be deleted.")
+
+
+class Entry(models.Model):
+    """A posting's change to one lot: signed changes to available and pending."""
+
+    posting = models.ForeignKey(
+        Posting, on_delete=models.PROTECT, related_name="entries"
+    )
+    member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
+    lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="entries")
+    available_change = models.BigIntegerField(_("change to available"), default=0)
+    pending_change = models.BigIntegerField(_("change to pending"), default=0)
+
+    class Meta:
+        verbose_name = _("points entry")
+        verbose_name_plural = _("points entries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["posting", "lot"], name="loyalty_entry_one_per_lot"
+            ),
+            models.CheckConstraint(
+                condition=~Q(available_change=0) | ~Q(pending_change=0),
+                name="loyalty_entry_changes_something",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.posting.key} → lot {self.lot_id}"
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger entries are append-only and cannot be deleted.")
+
+
+class Hold(models.Model):
+    """Points reserved by a basket at checkout until the order captures them.
+
+    A basket has at most one active hold. Capturing turns it into a ``redeem``
+    posting inside the order's transaction; removing the points, a basket change or
+    the timeout releases it, and the points are spendable again at once.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        CAPTURED = "captured", _("Captured")
+        RELEASED = "released", _("Released")
+
+    member = models.ForeignKey(
+        Member, on_delete=models.PROTECT, related_name="holds", verbose_name=_("member")
+    )
+    basket_id = models.BigIntegerField(_("basket"))
+    points = models.BigIntegerField(_("points"))
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.ACTIVE
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+    expires_at = models.DateTimeField(_("expires"))
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+    order_number = models.CharField(_("order number"), max_length=128, blank=True)
+
+    class Meta:
+        verbose_name = _("points hold")
+        verbose_name_plural = _("points holds")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points__gt=0), name="loyalty_hold_points_gt_0"
+            ),
+            models.UniqueConstraint(
+                fields=["basket_id"],
+                condition=Q(status="active"),
+                name="loyalty_hold_one_active_per_basket",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"],
+                condition=Q(status="active"),
+                name="loyalty_hold_stale",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.points} for basket {self.basket_id} ({self.status})"

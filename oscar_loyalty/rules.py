@@ -1,0 +1,49 @@
+"""Pure calculations of the programme's rules: no ORM, unit-testable on their own."""
+
+import calendar
+from datetime import datetime
+
+from django.utils import timezone
+
+from .conf import loyalty_settings
+
+EXPIRY_ROUNDINGS = ("none", "month_end", "year_end")
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """``moment`` plus whole calendar months, clamped to the target month's last day."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    day = min(moment.day, calendar.monthrange(year, month)[1])
+    return moment.replace(year=year, month=month, day=day)
+
+
+def expiry_for(confirmed_at: datetime, *, months=None, rounding=None) -> datetime:
+    """When points confirmed at ``confirmed_at`` expire, by the owner's policy.
+
+    ``months`` after confirmation (``OSCAR_LOYALTY_EXPIRY_MONTHS``), then rounded up
+    to the end of that month or year (``OSCAR_LOYALTY_EXPIRY_ROUNDING``): the last
+    microsecond of the period in the shop's time zone (``TIME_ZONE``).
+    """
+    months = loyalty_settings.EXPIRY_MONTHS if months is None else months
+    rounding = loyalty_settings.EXPIRY_ROUNDING if rounding is None else rounding
+    moment = add_months(timezone.localtime(confirmed_at), months)
+    if rounding == "month_end":
+        last_day = calendar.monthrange(moment.year, moment.month)[1]
+        moment = moment.replace(day=last_day)
+    elif rounding == "year_end":
+        moment = moment.replace(month=12, day=31)
+    if rounding in ("month_end", "year_end"):
+        moment = moment.replace(hour=23, minute=59, second=59, microsecond=999999)
+    return moment
+
+
+def validate_points(value) -> int:
+    """``value`` as a positive integer number of points, or ``ValueError``.
+
+    Booleans, fractions, text and non-positive numbers are refused: a form value is
+    never trusted to be what it claims.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(value)
+    return value

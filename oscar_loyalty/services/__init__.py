@@ -1,0 +1,1 @@
+"""Every write of the loyalty programme goes through this package."""

@@ -1,0 +1,122 @@
+"""Reserve → capture → release: points applied to a basket at checkout.
+
+A hold reserves points (``Member.held``) so two baskets, or two browser tabs, can
+never spend the same points; the order captures it inside its own transaction.
+Same locking discipline as :mod:`.ledger`.
+"""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from ..conf import loyalty_settings
+from ..exceptions import HoldNotActive, InsufficientPoints
+from ..models import Hold, Posting
+from .ledger import (
+    consume_fifo,
+    existing_posting,
+    lock_member,
+    lock_members,
+    new_posting,
+    save_balances,
+    valid_points,
+)
+
+
+@transaction.atomic
+def hold_points(*, member, basket_id, points, now=None):
+    """Reserve ``points`` for a basket, replacing the basket's previous hold.
+
+    Refused with :class:`InsufficientPoints` when the member cannot spend that many
+    (points held by *other* baskets are not spendable).
+    """
+    points = valid_points(points)
+    now = now or timezone.now()
+    active = Hold.objects.filter(basket_id=basket_id, status=Hold.Status.ACTIVE)
+    seen = active.values_list("member_id", flat=True).first()
+    locked = lock_members({member.pk} | ({seen} if seen else set()))
+    member = locked[member.pk]
+    previous = active.first()  # read again under the locks
+    if previous is not None and previous.member_id != member.pk:
+        # A basket changes hands only by merging; its old owner's hold goes back.
+        other = locked.get(previous.member_id) or lock_member(previous.member_id)
+        _close_hold(previous, Hold.Status.RELEASED, now)
+        other.held -= previous.points
+        save_balances(other)
+        previous = None
+    spendable = member.spendable + (previous.points if previous else 0)
+    if points > spendable:
+        raise InsufficientPoints(spendable=spendable, requested=points)
+    if previous is not None:
+        _close_hold(previous, Hold.Status.RELEASED, now)
+        member.held -= previous.points
+    hold = Hold.objects.create(
+        member=member,
+        basket_id=basket_id,
+        points=points,
+        created_at=now,
+        expires_at=now + timedelta(minutes=loyalty_settings.HOLD_TIMEOUT_MINUTES),
+    )
+    member.held += points
+    save_balances(member)
+    return hold
+
+
+def _close_hold(hold, status, now, order_number=""):
+    hold.status = status
+    hold.closed_at = now
+    hold.order_number = order_number
+    hold.save(update_fields=["status", "closed_at", "order_number"])
+
+
+@transaction.atomic
+def release_hold(*, hold, now=None):
+    """Give a hold's points back to the member; True if it was still active."""
+    member = lock_member(hold.member_id)
+    hold = Hold.objects.get(pk=hold.pk)
+    if hold.status != Hold.Status.ACTIVE:
+        return False
+    _close_hold(hold, Hold.Status.RELEASED, now or timezone.now())
+    member.held -= hold.points
+    save_balances(member)
+    return True
+
+
+def release_basket_hold(*, basket_id, now=None):
+    """Release the basket's active hold, if it has one."""
+    hold = Hold.objects.filter(basket_id=basket_id, status=Hold.Status.ACTIVE).first()
+    return release_hold(hold=hold, now=now) if hold else False
+
+
+@transaction.atomic
+def capture_hold(*, hold, order_number, now=None):
+    """Turn a basket's hold into the order's redemption (``redeem:<order>``).
+
+    Called inside the transaction that creates the order, so the order and the debit
+    commit together. A hold that was released or timed out raises
+    :class:`HoldNotActive`, which rolls the order back too.
+    """
+    member = lock_member(hold.member_id)
+    key = f"redeem:{order_number}"
+    if posting := existing_posting(key):
+        return posting
+    hold = Hold.objects.get(pk=hold.pk)
+    if hold.status != Hold.Status.ACTIVE:
+        raise HoldNotActive()
+    now = now or timezone.now()
+    posting = new_posting(
+        member,
+        key=key,
+        kind=Posting.Kind.REDEEM,
+        created_at=now,
+        order_number=order_number,
+    )
+    taken = consume_fifo(member, posting, hold.points)
+    # held <= available is a database constraint, so the lots always cover a hold.
+    assert taken == hold.points, (taken, hold.points)
+    _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
+    member.held -= hold.points
+    member.available -= hold.points
+    save_balances(member)
+    return posting

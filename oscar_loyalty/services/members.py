@@ -1,0 +1,37 @@
+"""Members: the programme account of a customer."""
+
+import secrets
+
+from django.db import IntegrityError, transaction
+
+from ..models import Member
+
+#: Member numbers: "M" and ten digits, random (never a customer count to guess).
+NUMBER_DIGITS = 10
+
+
+def new_member_number():
+    return "M" + "".join(secrets.choice("0123456789") for _ in range(NUMBER_DIGITS))
+
+
+def get_or_create_member(user, *, channel=Member.Channel.WEB):
+    """The user's member account, created on first use (and on registration).
+
+    Safe under concurrency: two requests creating the same member at once end with
+    one row (the user is unique); a clash of random numbers is retried.
+    """
+    try:
+        return user.loyalty_member
+    except Member.DoesNotExist:
+        pass
+    for _attempt in range(5):
+        try:
+            with transaction.atomic():
+                return Member.objects.create(
+                    user=user, number=new_member_number(), channel=channel
+                )
+        except IntegrityError:
+            existing = Member.objects.filter(user=user).first()
+            if existing is not None:
+                return existing
+    raise RuntimeError("could not allocate a unique member number")
