@@ -18,6 +18,20 @@ DEFAULTS = {
     "EXPIRY_ROUNDING": "none",
     # Points applied to a basket are released if no order captures them in time.
     "HOLD_TIMEOUT_MINUTES": 30,
+    # Earning: points per unit of currency of each line's price after discounts.
+    "EARN_RATE": "1",
+    # "floor" (default), "round" (half up) or "ceil", per order line.
+    "EARN_ROUNDING": "floor",
+    # Whether tax counts towards points (the line price including tax).
+    "EARN_INCLUDES_TAX": False,
+    # Orders below this total (after discounts, excluding shipping) earn nothing.
+    "EARN_MINIMUM_ORDER": "0",
+    # Order statuses that confirm an order's pending points ...
+    "CONFIRM_STATUSES": ("Complete",),
+    # ... and that reverse them (and give redeemed points back).
+    "REVERSE_STATUSES": ("Cancelled", "Refunded"),
+    # Payment event type codes that reverse the refunded lines' share of points.
+    "REFUND_EVENT_CODES": ("refund", "refunded"),
 }
 
 

@@ -1,0 +1,61 @@
+"""Oscar signal receivers. They never raise into Oscar.
+
+``order_placed`` is sent after the order is committed: an exception would make
+Oscar thaw the basket and show an error for an order that exists (django-oscar#3768).
+So each receiver logs its failure; the ``loyalty_backfill`` command (and its periodic
+task) awards what was missed, idempotently. Oscar sends these signals with instances
+as senders, so they are connected without ``sender`` and with a ``dispatch_uid``.
+"""
+
+import logging
+
+from django.db.models.signals import post_save
+from django.dispatch import receiver
+from oscar.apps.order.signals import order_placed, order_status_changed
+from oscar.core.loading import get_model
+
+from .conf import loyalty_settings
+from .services import orders
+
+logger = logging.getLogger(__name__)
+
+PaymentEventQuantity = get_model("order", "PaymentEventQuantity")
+
+
+@receiver(order_placed, dispatch_uid="oscar_loyalty.award_order")
+def award_points_for_order(sender, order, user=None, **kwargs):
+    try:
+        orders.award_order(order)
+    except Exception:
+        logger.exception("Could not award points for order %s", order.number)
+
+
+@receiver(order_status_changed, dispatch_uid="oscar_loyalty.order_status_changed")
+def follow_order_status(sender, order, old_status, new_status, **kwargs):
+    try:
+        orders.order_status_changed(order, new_status)
+    except Exception:
+        logger.exception(
+            "Could not update points of order %s for status %r",
+            order.number,
+            new_status,
+        )
+
+
+@receiver(
+    post_save,
+    sender=PaymentEventQuantity,
+    dispatch_uid="oscar_loyalty.refund_line",
+)
+def reverse_refunded_line(sender, instance, created, raw=False, **kwargs):
+    if not created or raw:
+        return
+    try:
+        if instance.event.event_type.code in loyalty_settings.REFUND_EVENT_CODES:
+            orders.refund_line(
+                event_id=instance.event_id,
+                line=instance.line,
+                quantity=instance.quantity,
+            )
+    except Exception:
+        logger.exception("Could not reverse points for refund event %s", instance.pk)

@@ -1,0 +1,176 @@
+"""Points for Oscar orders: earning at placement, confirming, reversing, refunding.
+
+Called by :mod:`oscar_loyalty.receivers` (which never let an error reach Oscar's
+checkout) and by the backfill command. Every function is idempotent: the keys are
+``earn:<order>:<line>``, ``confirm:<lot>``, ``reverse:<order>:<lot>:status`` and
+``reverse:refund:<event>:<line>``, so a signal sent twice, a retried task or a status
+set twice writes nothing new.
+"""
+
+from django.db import transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from .. import earning
+from ..conf import loyalty_settings
+from ..models import Entry, Lot, Member, Posting
+from . import ledger
+from .members import get_or_create_member
+
+
+def earn_key(order_number, line_id):
+    return f"earn:{order_number}:{line_id}"
+
+
+def award_order(order, *, now=None):
+    """Credit the order's lines as pending points; returns the points credited.
+
+    Guests (no ``order.user``) earn nothing. One transaction, a fixed number of
+    queries whatever the number of lines or the member's history.
+    """
+    if order.user_id is None:
+        return 0
+    lines = [
+        (line.pk, line.line_price_excl_tax, line.line_price_incl_tax)
+        for line in order.lines.all()
+    ]
+    basis_excl = sum((excl for _, excl, _ in lines), 0)
+    basis_incl = sum((incl for _, _, incl in lines), 0)
+    includes_tax = loyalty_settings.EARN_INCLUDES_TAX
+    results = earning.order_line_points(
+        lines, order_total=basis_incl if includes_tax else basis_excl
+    )
+    if not results:
+        return 0
+    now = now or order.date_placed or timezone.now()
+    earned = earn_lines(
+        user_id=order.user_id, order_number=order.number, lines=results, now=now
+    )
+    if earned is None:  # the customer's first order since the plugin was installed
+        get_or_create_member(order.user)
+        earned = earn_lines(
+            user_id=order.user_id, order_number=order.number, lines=results, now=now
+        )
+    return earned
+
+
+@transaction.atomic
+def earn_lines(*, order_number, lines, now, member=None, user_id=None):
+    """Bulk :func:`ledger.earn` for an order's lines: one posting and lot per line.
+
+    The member is given, or found by ``user_id`` (None is returned when that user
+    has no member account yet). Returns the points credited.
+    """
+    locked = Member.objects.select_for_update()
+    if member is not None:
+        member = locked.get(pk=member.pk)
+    else:
+        member = locked.filter(user_id=user_id).first()
+        if member is None:
+            return None
+    keys = {earn_key(order_number, line.line_id): line for line in lines}
+    done = set(
+        Posting.objects.filter(key__in=keys).order_by().values_list("key", flat=True)
+    )
+    todo = [(key, line) for key, line in keys.items() if key not in done]
+    if not todo:
+        return 0
+    lots = Lot.objects.bulk_create(
+        [
+            Lot(
+                member=member,
+                source=Lot.Source.EARN,
+                status=Lot.Status.PENDING,
+                points=line.points,
+                remaining=line.points,
+                created_at=now,
+                order_number=order_number,
+                order_line_id=line.line_id,
+                rule=line.rule,
+                rule_version=line.rule_version,
+            )
+            for _, line in todo
+        ]
+    )
+    postings = Posting.objects.bulk_create(
+        [
+            Posting(
+                key=key,
+                kind=Posting.Kind.EARN,
+                member=member,
+                created_at=now,
+                order_number=order_number,
+            )
+            for key, _ in todo
+        ]
+    )
+    Entry.objects.bulk_create(
+        [
+            Entry(posting=posting, member=member, lot=lot, pending_change=lot.points)
+            for posting, lot in zip(postings, lots, strict=True)
+        ]
+    )
+    total = sum(lot.points for lot in lots)
+    member.pending += total
+    member.lifetime_earned += total
+    ledger.save_balances(member)
+    return total
+
+
+def order_status_changed(order, new_status, *, now=None):
+    """Confirm or reverse the order's points when it reaches the owner's statuses."""
+    if new_status in loyalty_settings.CONFIRM_STATUSES:
+        return ledger.confirm_order(order_number=order.number, now=now)
+    if new_status in loyalty_settings.REVERSE_STATUSES:
+        return cancel_order(order_number=order.number, now=now)
+    return []
+
+
+def cancel_order(*, order_number, now=None):
+    """Reverse everything the order earned and give back what it redeemed."""
+    postings = []
+    lots = Lot.objects.filter(order_number=order_number, source=Lot.Source.EARN)
+    for lot in lots.order_by("id"):
+        postings.append(
+            ledger.reverse_lot(
+                lot=lot,
+                points=lot.points,
+                key=f"reverse:{order_number}:{lot.pk}:status",
+                reason="order cancelled",
+                now=now,
+            )
+        )
+    restored = ledger.restore_redemption(order_number=order_number, now=now)
+    if restored is not None:
+        postings.append(restored)
+    return postings
+
+
+def refund_line(*, event_id, line, quantity, now=None):
+    """Reverse a refunded line's share of points (``quantity`` of its items).
+
+    Refunds add up: the shares of every refund of a line total what it earned.
+    """
+    lot = Lot.objects.filter(
+        order_line_id=line.pk, source=Lot.Source.EARN, order_number=line.order.number
+    ).first()
+    if lot is None:
+        return None
+    PaymentEventQuantity = line.payment_event_quantities.model
+    codes = loyalty_settings.REFUND_EVENT_CODES
+    refunded_before = (
+        PaymentEventQuantity.objects.filter(
+            line=line, event__event_type__code__in=codes, event_id__lt=event_id
+        ).aggregate(total=Sum("quantity"))["total"]
+        or 0
+    )
+    points = earning.refund_share(lot.points, line.quantity, refunded_before, quantity)
+    if points <= 0:
+        return None
+    return ledger.reverse_lot(
+        lot=lot,
+        points=points,
+        key=f"reverse:refund:{event_id}:{line.pk}",
+        reason="line refunded",
+        now=now,
+    )
