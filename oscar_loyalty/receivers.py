@@ -11,11 +11,14 @@ import logging
 
 from django.db.models.signals import post_save
 from django.dispatch import receiver
+from oscar.apps.customer.signals import user_registered
 from oscar.apps.order.signals import order_placed, order_status_changed
 from oscar.core.loading import get_model
 
 from .conf import loyalty_settings
+from .models import Member
 from .services import orders
+from .services.members import get_or_create_member
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +62,11 @@ def reverse_refunded_line(sender, instance, created, raw=False, **kwargs):
             )
     except Exception:
         logger.exception("Could not reverse points for refund event %s", instance.pk)
+
+
+@receiver(user_registered, dispatch_uid="oscar_loyalty.join_on_registration")
+def join_on_registration(sender, request=None, user=None, **kwargs):
+    try:
+        get_or_create_member(user, channel=Member.Channel.WEB)
+    except Exception:
+        logger.exception("Could not create the member account of user %s", user.pk)

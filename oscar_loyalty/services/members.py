@@ -35,3 +35,32 @@ def get_or_create_member(user, *, channel=Member.Channel.WEB):
             if existing is not None:
                 return existing
     raise RuntimeError("could not allocate a unique member number")
+
+
+def create_missing_members(users, *, channel=Member.Channel.BACKFILL, batch_size=1000):
+    """Member accounts for every user in ``users`` that has none; returns how many.
+
+    In bulk, a batch at a time; safe to run again (users with an account are left
+    alone) and next to live sign-ups (conflicts are ignored and retried).
+    """
+    created = 0
+    for _pass in range(3):
+        missing = users.filter(loyalty_member__isnull=True).order_by("pk")
+        ids = list(missing.values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            return created
+        while ids:
+            before = Member.objects.count()
+            Member.objects.bulk_create(
+                [
+                    Member(user_id=pk, number=new_member_number(), channel=channel)
+                    for pk in ids
+                ],
+                ignore_conflicts=True,
+            )
+            created += Member.objects.count() - before
+            last = ids[-1]
+            ids = list(
+                missing.filter(pk__gt=last).values_list("pk", flat=True)[:batch_size]
+            )
+    return created
