@@ -10,6 +10,7 @@ pipelines, the class loader, the account redirect), so they live here and not in
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from oscar.defaults import *  # noqa: F403
@@ -275,7 +276,20 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULE = {}
+CELERY_BEAT_SCHEDULE = {
+    "loyalty-expire-points": {
+        "task": "oscar_loyalty.expire_points",
+        "schedule": crontab(minute=5),
+    },
+    "loyalty-release-stale-holds": {
+        "task": "oscar_loyalty.release_stale_holds",
+        "schedule": crontab(minute="*/5"),
+    },
+    "loyalty-award-missed-orders": {
+        "task": "oscar_loyalty.award_missed_orders",
+        "schedule": crontab(minute=30),
+    },
+}
 
 LOGGING = {
     "version": 1,

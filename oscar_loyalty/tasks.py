@@ -1,0 +1,62 @@
+"""Celery tasks: thin wrappers around services and jobs, safe to run twice.
+
+Schedule them with Celery beat (see the README); with ``CELERY_TASK_ALWAYS_EAGER``
+they run in the calling process.
+"""
+
+from datetime import timedelta
+
+from celery import shared_task
+from django.db.models import Max, Min
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from oscar.core.loading import get_model
+
+from . import jobs
+from .models import Lot, Posting
+from .services import orders
+
+#: Lot ids per expiry task: large enough to be set-based, small enough to retry.
+EXPIRY_CHUNK = 50_000
+
+
+@shared_task(name="oscar_loyalty.expire_points")
+def expire_points(now=None):
+    """Fan the due lots out by id range, one task per chunk (never one per member)."""
+    now = parse_datetime(now) if now else timezone.now()
+    due = Lot.objects.filter(
+        status=Lot.Status.ACTIVE, remaining__gt=0, expires_at__lte=now
+    )
+    bounds = due.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return 0
+    chunks = 0
+    for start in range(bounds["low"], bounds["high"] + 1, EXPIRY_CHUNK):
+        expire_points_chunk.delay(start, start + EXPIRY_CHUNK, now.isoformat())
+        chunks += 1
+    return chunks
+
+
+@shared_task(name="oscar_loyalty.expire_points_chunk")
+def expire_points_chunk(start_id, end_id, now):
+    return jobs.expire_lots(now=parse_datetime(now), start_id=start_id, end_id=end_id)
+
+
+@shared_task(name="oscar_loyalty.release_stale_holds")
+def release_stale_holds():
+    return jobs.release_stale_holds()
+
+
+@shared_task(name="oscar_loyalty.award_missed_orders")
+def award_missed_orders(days=3):
+    """Award orders of the last ``days`` whose ``order_placed`` receiver failed."""
+    Order = get_model("order", "Order")
+    earned = Posting.objects.filter(kind=Posting.Kind.EARN).values("order_number")
+    missed = (
+        Order.objects.filter(
+            user__isnull=False, date_placed__gte=timezone.now() - timedelta(days=days)
+        )
+        .exclude(number__in=earned)
+        .select_related("user")
+    )
+    return sum(orders.award_order(order) or 0 for order in missed.iterator(500))
