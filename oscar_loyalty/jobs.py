@@ -31,15 +31,18 @@ def expire_lots(*, now=None, start_id=None, end_id=None):
     if end_id is not None:
         due = due.filter(id__lt=end_id)
     with transaction.atomic():
-        locked = (
+        # Lock every member with due lots, held or not, so that the set chosen
+        # next (members holding nothing) cannot change until the transaction ends.
+        list(
             Member.objects.select_for_update()
-            .filter(pk__in=due.values("member_id"), held=0)
+            .filter(pk__in=due.values("member_id"))
             .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        if not list(locked.values_list("pk", flat=True)):
-            return 0
         due = due.filter(member__held=0)
         lots = list(due.values_list("id", "member_id", "remaining"))
+        if not lots:
+            return 0
         per_member = (
             due.filter(member_id=OuterRef("pk"))
             .values("member_id")

@@ -7,7 +7,7 @@ Same locking discipline as :mod:`.ledger`.
 
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ..conf import loyalty_settings
@@ -23,6 +23,9 @@ from .ledger import (
     valid_points,
 )
 
+#: First key of the advisory locks that serialise holds per basket ("LOYH").
+BASKET_LOCK_NAMESPACE = 0x4C4F5948
+
 
 @transaction.atomic
 def hold_points(*, member, basket_id, points, now=None):
@@ -33,6 +36,10 @@ def hold_points(*, member, basket_id, points, now=None):
     """
     points = valid_points(points)
     now = now or timezone.now()
+    # Only this function creates active holds, and it serialises per basket first:
+    # the basket's current holder read next cannot change before the members
+    # involved are locked (in primary-key order).
+    lock_basket(basket_id)
     active = Hold.objects.filter(basket_id=basket_id, status=Hold.Status.ACTIVE)
     seen = active.values_list("member_id", flat=True).first()
     locked = lock_members({member.pk} | ({seen} if seen else set()))
@@ -40,7 +47,7 @@ def hold_points(*, member, basket_id, points, now=None):
     previous = active.first()  # read again under the locks
     if previous is not None and previous.member_id != member.pk:
         # A basket changes hands only by merging; its old owner's hold goes back.
-        other = locked.get(previous.member_id) or lock_member(previous.member_id)
+        other = locked[previous.member_id]
         _close_hold(previous, Hold.Status.RELEASED, now)
         other.held -= previous.points
         save_balances(other)
@@ -61,6 +68,21 @@ def hold_points(*, member, basket_id, points, now=None):
     member.held += points
     save_balances(member)
     return hold
+
+
+def lock_basket(basket_id):
+    """Serialise hold changes of one basket until the transaction ends.
+
+    A PostgreSQL transaction-level advisory lock (the basket may be Oscar's or a
+    test's number, with no row of ours to lock). SQLite runs one writing
+    transaction at a time (``transaction_mode: IMMEDIATE``), so it needs none.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(%s, %s)",
+                [BASKET_LOCK_NAMESPACE, basket_id % 2**31],
+            )
 
 
 def _close_hold(hold, status, now, order_number=""):
