@@ -27,7 +27,8 @@ def expiry_for(confirmed_at: datetime, *, months=None, rounding=None) -> datetim
     """
     months = loyalty_settings.EXPIRY_MONTHS if months is None else months
     rounding = loyalty_settings.EXPIRY_ROUNDING if rounding is None else rounding
-    moment = add_months(timezone.localtime(confirmed_at), months)
+    shop_zone = timezone.get_default_timezone()
+    moment = add_months(timezone.localtime(confirmed_at, shop_zone), months)
     if rounding == "month_end":
         last_day = calendar.monthrange(moment.year, moment.month)[1]
         moment = moment.replace(day=last_day)

@@ -28,7 +28,7 @@ from ..exceptions import (
     InvalidPoints,
     ReasonRequired,
 )
-from ..models import Entry, Lot, Member, Posting
+from ..models import Entry, Hold, Lot, Member, Posting
 
 #: How many lots the FIFO walk reads at a time.
 LOT_BATCH = 100
@@ -212,6 +212,24 @@ def confirm_order(*, order_number, now=None):
     return [posting for posting in postings if posting is not None]
 
 
+def _release_holds_beyond(member, now):
+    """Release the member's newest holds until what is held is available again.
+
+    A reversal may take back points a basket holds; that basket's order would then
+    spend points the member no longer has. Its checkout fails with
+    :class:`~oscar_loyalty.exceptions.HoldNotActive` and the shopper applies again.
+    """
+    for hold in Hold.objects.filter(member=member, status=Hold.Status.ACTIVE).order_by(
+        "-created_at", "-id"
+    ):
+        if member.held <= member.available:
+            break
+        hold.status = Hold.Status.RELEASED
+        hold.closed_at = now
+        hold.save(update_fields=["status", "closed_at"])
+        member.held -= hold.points
+
+
 # Redeeming ----------------------------------------------------------------------
 
 
@@ -293,7 +311,8 @@ def reverse_lot(*, lot, points, key, reason="", now=None):
     come from the lot itself first, then, if the member already spent them, from the
     member's other spendable points, oldest expiry first. What was spent and cannot
     be covered is recorded as the posting's ``shortfall``: a balance never goes
-    negative. Points of the lot that already expired are not taken again.
+    negative. Points of the lot that already expired are not taken again. Points a
+    basket holds can be taken back too: the newest holds are then released.
     """
     points = valid_points(points)
     member = lock_member(lot.member_id)
@@ -325,21 +344,20 @@ def reverse_lot(*, lot, points, key, reason="", now=None):
         member.pending -= owed
         taken = owed
     else:
-        # Points held by a basket stay reserved for its order.
-        from_lot = max(0, min(owed, lot.remaining, member.spendable))
+        from_lot = min(owed, lot.remaining)
         if from_lot:
             Entry.objects.create(
                 posting=posting, member=member, lot=lot, available_change=-from_lot
             )
             lot.remaining -= from_lot
-        from_others = min(owed - from_lot, member.spendable - from_lot)
-        if from_others > 0:
             lot.save(update_fields=["remaining"])
+        from_others = min(owed - from_lot, member.available - from_lot)
+        if from_others > 0:
             from_others = consume_fifo(member, posting, from_others)
-        else:
-            from_others = 0
-        taken = from_lot + from_others
+        taken = from_lot + max(from_others, 0)
         member.available -= taken
+        if member.held > member.available:
+            _release_holds_beyond(member, now)
     lot.reversed += owed
     if lot.remaining == 0 and lot.status in (Lot.Status.PENDING, Lot.Status.ACTIVE):
         lot.status = Lot.Status.REVERSED

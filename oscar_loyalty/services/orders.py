@@ -127,8 +127,15 @@ def order_status_changed(order, new_status, *, now=None):
 
 
 def cancel_order(*, order_number, now=None):
-    """Reverse everything the order earned and give back what it redeemed."""
+    """Give back what the order redeemed, then reverse everything it earned.
+
+    In that order: the points the order spent are the member's again before its
+    earnings are taken back, so the result is as if the order never happened.
+    """
     postings = []
+    restored = ledger.restore_redemption(order_number=order_number, now=now)
+    if restored is not None:
+        postings.append(restored)
     lots = Lot.objects.filter(order_number=order_number, source=Lot.Source.EARN)
     for lot in lots.order_by("id"):
         postings.append(
@@ -140,9 +147,6 @@ def cancel_order(*, order_number, now=None):
                 now=now,
             )
         )
-    restored = ledger.restore_redemption(order_number=order_number, now=now)
-    if restored is not None:
-        postings.append(restored)
     return postings
 
 
