@@ -1,9 +1,13 @@
 """System checks: each explains a wrong installation in one sentence, with its fix."""
 
+from decimal import Decimal, InvalidOperation
+
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import connections
 from django.utils.functional import Promise
 
+from . import earning, rules
 from .conf import PREFIX, loyalty_settings
 
 #: Tag of the checks of both apps, so the dashboard can run just these.
@@ -92,6 +96,85 @@ def check_settings(app_configs=None, **kwargs):
                 id="oscar_loyalty.E010",
             )
         )
+    errors.extend(_policy_errors())
+    return errors
+
+
+def _policy_errors():
+    """The earning, expiry and hold policy: each value of the right kind."""
+    errors = []
+
+    def choice(name, allowed):
+        value = getattr(loyalty_settings, name)
+        if value not in allowed:
+            errors.append(
+                Error(
+                    f"{PREFIX}{name} is {value!r}; use one of "
+                    f"{', '.join(map(repr, allowed))}.",
+                    id="oscar_loyalty.E011",
+                )
+            )
+
+    def positive_whole_number(name):
+        value = getattr(loyalty_settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+            errors.append(
+                Error(
+                    f"{PREFIX}{name} must be a whole number above 0, not {value!r}.",
+                    id="oscar_loyalty.E012",
+                )
+            )
+
+    def amount(name):
+        value = getattr(loyalty_settings, name)
+        try:
+            valid = Decimal(str(value)) >= 0
+        except InvalidOperation:
+            valid = False
+        if not valid:
+            errors.append(
+                Error(
+                    f"{PREFIX}{name} must be a number of 0 or more, such as "
+                    f'"1" or "0.5", not {value!r}.',
+                    id="oscar_loyalty.E013",
+                )
+            )
+
+    choice("EARN_ROUNDING", tuple(earning.ROUNDINGS))
+    choice("EXPIRY_ROUNDING", rules.EXPIRY_ROUNDINGS)
+    positive_whole_number("EXPIRY_MONTHS")
+    positive_whole_number("HOLD_TIMEOUT_MINUTES")
+    amount("EARN_RATE")
+    amount("EARN_MINIMUM_ORDER")
+    both = set(loyalty_settings.CONFIRM_STATUSES) & set(
+        loyalty_settings.REVERSE_STATUSES
+    )
+    if both:
+        errors.append(
+            Error(
+                f"{PREFIX}CONFIRM_STATUSES and {PREFIX}REVERSE_STATUSES share "
+                f"{sorted(both)!r}: an order status cannot both confirm and reverse "
+                "points.",
+                id="oscar_loyalty.E014",
+            )
+        )
+    return errors
+
+
+@register(TAG, Tags.database)
+def check_database(app_configs=None, databases=None, **kwargs):
+    errors = []
+    for alias in databases or []:
+        features = connections[alias].features
+        if not features.can_return_rows_from_bulk_insert:
+            errors.append(
+                Error(
+                    f"Database {alias!r} cannot return the ids of rows inserted in "
+                    "bulk, which the points ledger needs: use PostgreSQL, or SQLite "
+                    "3.35 or newer.",
+                    id="oscar_loyalty.E020",
+                )
+            )
     return errors
 
 

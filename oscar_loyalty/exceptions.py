@@ -36,3 +36,10 @@ class HoldNotActive(LoyaltyError):
 
 class ReasonRequired(LoyaltyError):
     default_message = _("Give a reason for this adjustment.")
+
+
+class LedgerDrift(LoyaltyError):
+    default_message = _(
+        "Your points could not be applied just now. Please try again, or contact "
+        "us if this happens again."
+    )

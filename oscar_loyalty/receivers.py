@@ -2,13 +2,16 @@
 
 ``order_placed`` is sent after the order is committed: an exception would make
 Oscar thaw the basket and show an error for an order that exists (django-oscar#3768).
-So each receiver logs its failure; the ``loyalty_backfill`` command (and its periodic
-task) awards what was missed, idempotently. Oscar sends these signals with instances
-as senders, so they are connected without ``sender`` and with a ``dispatch_uid``.
+So each receiver works in a savepoint (a failed statement cannot poison the
+caller's transaction) and logs its failure; the ``award_missed_orders`` task and the
+``loyalty_backfill`` command award what was missed, idempotently. Oscar sends
+these signals with instances as senders, so they are connected without ``sender``
+and with a ``dispatch_uid``.
 """
 
 import logging
 
+from django.db import transaction
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 from oscar.apps.customer.signals import user_registered
@@ -28,7 +31,8 @@ PaymentEventQuantity = get_model("order", "PaymentEventQuantity")
 @receiver(order_placed, dispatch_uid="oscar_loyalty.award_order")
 def award_points_for_order(sender, order, user=None, **kwargs):
     try:
-        orders.award_order(order)
+        with transaction.atomic():
+            orders.award_order(order)
     except Exception:
         logger.exception("Could not award points for order %s", order.number)
 
@@ -36,7 +40,8 @@ def award_points_for_order(sender, order, user=None, **kwargs):
 @receiver(order_status_changed, dispatch_uid="oscar_loyalty.order_status_changed")
 def follow_order_status(sender, order, old_status, new_status, **kwargs):
     try:
-        orders.order_status_changed(order, new_status)
+        with transaction.atomic():
+            orders.order_status_changed(order, new_status)
     except Exception:
         logger.exception(
             "Could not update points of order %s for status %r",
@@ -54,12 +59,13 @@ def reverse_refunded_line(sender, instance, created, raw=False, **kwargs):
     if not created or raw:
         return
     try:
-        if instance.event.event_type.code in loyalty_settings.REFUND_EVENT_CODES:
-            orders.refund_line(
-                event_id=instance.event_id,
-                line=instance.line,
-                quantity=instance.quantity,
-            )
+        with transaction.atomic():
+            if instance.event.event_type.code in loyalty_settings.REFUND_EVENT_CODES:
+                orders.refund_line(
+                    event_id=instance.event_id,
+                    line=instance.line,
+                    quantity=instance.quantity,
+                )
     except Exception:
         logger.exception("Could not reverse points for refund event %s", instance.pk)
 
@@ -67,6 +73,7 @@ def reverse_refunded_line(sender, instance, created, raw=False, **kwargs):
 @receiver(user_registered, dispatch_uid="oscar_loyalty.join_on_registration")
 def join_on_registration(sender, request=None, user=None, **kwargs):
     try:
-        get_or_create_member(user, channel=Member.Channel.WEB)
+        with transaction.atomic():
+            get_or_create_member(user, channel=Member.Channel.WEB)
     except Exception:
         logger.exception("Could not create the member account of user %s", user.pk)

@@ -7,7 +7,7 @@ they run in the calling process.
 from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import Max, Min
+from django.db.models import Exists, Max, Min, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from oscar.core.loading import get_model
@@ -51,12 +51,14 @@ def release_stale_holds():
 def award_missed_orders(days=3):
     """Award orders of the last ``days`` whose ``order_placed`` receiver failed."""
     Order = get_model("order", "Order")
-    earned = Posting.objects.filter(kind=Posting.Kind.EARN).values("order_number")
+    earned = Posting.objects.filter(
+        order_number=OuterRef("number"), kind=Posting.Kind.EARN
+    )
     missed = (
         Order.objects.filter(
             user__isnull=False, date_placed__gte=timezone.now() - timedelta(days=days)
         )
-        .exclude(number__in=earned)
+        .exclude(Exists(earned))
         .select_related("user")
     )
     return sum(orders.award_order(order) or 0 for order in missed.iterator(500))

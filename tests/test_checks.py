@@ -263,3 +263,30 @@ def test_any_base_template_a_loader_finds_passes(settings):
     settings.WAGTAIL_MEMBERS_BASE_TEMPLATE = "oscar/layout.html"
 
     assert members_checks.check_installation() == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "check_id"),
+    [
+        ("OSCAR_LOYALTY_EARN_ROUNDING", "down", "oscar_loyalty.E011"),
+        ("OSCAR_LOYALTY_EXPIRY_ROUNDING", "week_end", "oscar_loyalty.E011"),
+        ("OSCAR_LOYALTY_EXPIRY_MONTHS", 0, "oscar_loyalty.E012"),
+        ("OSCAR_LOYALTY_HOLD_TIMEOUT_MINUTES", "30", "oscar_loyalty.E012"),
+        ("OSCAR_LOYALTY_EARN_RATE", "one", "oscar_loyalty.E013"),
+        ("OSCAR_LOYALTY_EARN_MINIMUM_ORDER", "-1", "oscar_loyalty.E013"),
+        ("OSCAR_LOYALTY_REVERSE_STATUSES", ("Complete",), "oscar_loyalty.E014"),
+    ],
+)
+def test_a_wrong_programme_policy_is_reported_by_id(settings, setting, value, check_id):
+    from oscar_loyalty.checks import check_settings
+
+    assert check_id not in {message.id for message in check_settings()}
+    setattr(settings, setting, value)
+
+    assert check_id in {message.id for message in check_settings()}
+
+
+def test_the_database_can_return_ids_of_bulk_inserts():
+    from oscar_loyalty.checks import check_database
+
+    assert check_database(databases=["default"]) == []

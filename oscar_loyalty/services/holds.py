@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ..conf import loyalty_settings
-from ..exceptions import HoldNotActive, InsufficientPoints
+from ..exceptions import HoldNotActive, InsufficientPoints, LedgerDrift
 from ..models import Hold, Posting
 from .ledger import (
     consume_fifo,
@@ -116,8 +116,9 @@ def capture_hold(*, hold, order_number, now=None):
     """Turn a basket's hold into the order's redemption (``redeem:<order>``).
 
     Called inside the transaction that creates the order, so the order and the debit
-    commit together. A hold that was released or timed out raises
-    :class:`HoldNotActive`, which rolls the order back too.
+    commit together. A released hold (points removed, basket changed, or released
+    by the stale-hold job after its timeout) raises :class:`HoldNotActive`, which
+    rolls the order back too.
     """
     member = lock_member(hold.member_id)
     key = f"redeem:{order_number}"
@@ -135,8 +136,10 @@ def capture_hold(*, hold, order_number, now=None):
         order_number=order_number,
     )
     taken = consume_fifo(member, posting, hold.points)
-    # held <= available is a database constraint, so the lots always cover a hold.
-    assert taken == hold.points, (taken, hold.points)
+    if taken != hold.points:
+        # held <= available is a database constraint, so this means drift: refuse
+        # (rolling the order back) rather than sell points the lots do not have.
+        raise LedgerDrift(member=member.number, held=hold.points, found=taken)
     _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
     member.held -= hold.points
     member.available -= hold.points

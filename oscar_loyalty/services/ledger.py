@@ -26,6 +26,7 @@ from .. import rules
 from ..exceptions import (
     InsufficientPoints,
     InvalidPoints,
+    LedgerDrift,
     ReasonRequired,
 )
 from ..models import Entry, Hold, Lot, Member, Posting
@@ -95,7 +96,7 @@ def consume_fifo(member, posting, points):
     only when the lots run out; callers check the balance first).
     """
     taken = 0
-    changed_lots, entries = [], []
+    entries = []
     while taken < points:
         lots = list(
             Lot.objects.filter(
@@ -104,17 +105,18 @@ def consume_fifo(member, posting, points):
         )
         if not lots:
             break
+        touched = []
         for lot in lots:
             take = min(lot.remaining, points - taken)
             lot.remaining -= take
             taken += take
-            changed_lots.append(lot)
+            touched.append(lot)
             entries.append(
                 Entry(posting=posting, member=member, lot=lot, available_change=-take)
             )
             if taken == points:
                 break
-        Lot.objects.bulk_update(lots, ["remaining"])
+        Lot.objects.bulk_update(touched, ["remaining"])
     Entry.objects.bulk_create(entries)
     return taken
 
@@ -325,7 +327,15 @@ def reverse_lot(*, lot, points, key, reason="", now=None):
             "available_change", flat=True
         )
     )
-    owed = min(points, lot.points - lot.reversed - expired)
+    owed = max(0, min(points, lot.points - lot.reversed - expired))
+    was_pending = lot.status == Lot.Status.PENDING
+    if was_pending:
+        from_lot, from_others = owed, 0
+    else:
+        # available = the sum of active remainders, so the other lots can give
+        # everything asked of them here.
+        from_lot = min(owed, lot.remaining)
+        from_others = max(0, min(owed - from_lot, member.available - from_lot))
     posting = new_posting(
         member,
         key=key,
@@ -333,40 +343,28 @@ def reverse_lot(*, lot, points, key, reason="", now=None):
         created_at=now,
         order_number=lot.order_number,
         reason=reason,
+        shortfall=owed - from_lot - from_others,
     )
-    if owed <= 0:
+    if owed == 0:
         return posting
-    if lot.status == Lot.Status.PENDING:
+    balance = "pending" if was_pending else "available"
+    if from_lot:
         Entry.objects.create(
-            posting=posting, member=member, lot=lot, pending_change=-owed
+            posting=posting, member=member, lot=lot, **{f"{balance}_change": -from_lot}
         )
-        lot.remaining -= owed
-        member.pending -= owed
-        taken = owed
-    else:
-        from_lot = min(owed, lot.remaining)
-        if from_lot:
-            Entry.objects.create(
-                posting=posting, member=member, lot=lot, available_change=-from_lot
-            )
-            lot.remaining -= from_lot
-            lot.save(update_fields=["remaining"])
-        from_others = min(owed - from_lot, member.available - from_lot)
-        if from_others > 0:
-            from_others = consume_fifo(member, posting, from_others)
-        taken = from_lot + max(from_others, 0)
-        member.available -= taken
-        if member.held > member.available:
-            _release_holds_beyond(member, now)
+        lot.remaining -= from_lot
+        setattr(member, balance, getattr(member, balance) - from_lot)
     lot.reversed += owed
     if lot.remaining == 0 and lot.status in (Lot.Status.PENDING, Lot.Status.ACTIVE):
         lot.status = Lot.Status.REVERSED
     lot.save(update_fields=["remaining", "reversed", "status"])
+    if from_others and consume_fifo(member, posting, from_others) != from_others:
+        raise LedgerDrift(member=member.number)
+    member.available -= from_others
+    if member.held > member.available:
+        _release_holds_beyond(member, now)
     member.lifetime_earned -= owed
     save_balances(member)
-    if taken < owed:
-        posting.shortfall = owed - taken
-        posting.save(update_fields=["shortfall"])
     return posting
 
 

@@ -50,7 +50,6 @@ def create_missing_members(users, *, channel=Member.Channel.BACKFILL, batch_size
         if not ids:
             return created
         while ids:
-            before = Member.objects.count()
             Member.objects.bulk_create(
                 [
                     Member(user_id=pk, number=new_member_number(), channel=channel)
@@ -58,7 +57,7 @@ def create_missing_members(users, *, channel=Member.Channel.BACKFILL, batch_size
                 ],
                 ignore_conflicts=True,
             )
-            created += Member.objects.count() - before
+            created += Member.objects.filter(user_id__in=ids, channel=channel).count()
             last = ids[-1]
             ids = list(
                 missing.filter(pk__gt=last).values_list("pk", flat=True)[:batch_size]

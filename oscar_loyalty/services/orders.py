@@ -22,13 +22,15 @@ def earn_key(order_number, line_id):
     return f"earn:{order_number}:{line_id}"
 
 
-def award_order(order, *, now=None):
+def award_order(order, *, now=None, channel=Member.Channel.WEB):
     """Credit the order's lines as pending points; returns the points credited.
 
-    Guests (no ``order.user``) earn nothing. One transaction, a fixed number of
-    queries whatever the number of lines or the member's history.
+    Guests (no ``order.user``) earn nothing, nor does an order already in a reverse
+    status; one already in a confirm status is confirmed at once (a shop whose first
+    status confirms, or an order awarded late by the catch-up task or the backfill).
+    A fixed number of queries whatever the number of lines or the member's history.
     """
-    if order.user_id is None:
+    if order.user_id is None or order.status in loyalty_settings.REVERSE_STATUSES:
         return 0
     lines = [
         (line.pk, line.line_price_excl_tax, line.line_price_incl_tax)
@@ -47,10 +49,12 @@ def award_order(order, *, now=None):
         user_id=order.user_id, order_number=order.number, lines=results, now=now
     )
     if earned is None:  # the customer's first order since the plugin was installed
-        get_or_create_member(order.user)
+        get_or_create_member(order.user, channel=channel)
         earned = earn_lines(
             user_id=order.user_id, order_number=order.number, lines=results, now=now
         )
+    if order.status in loyalty_settings.CONFIRM_STATUSES:
+        ledger.confirm_order(order_number=order.number)
     return earned
 
 
@@ -126,6 +130,7 @@ def order_status_changed(order, new_status, *, now=None):
     return []
 
 
+@transaction.atomic
 def cancel_order(*, order_number, now=None):
     """Give back what the order redeemed, then reverse everything it earned.
 
@@ -143,7 +148,6 @@ def cancel_order(*, order_number, now=None):
                 lot=lot,
                 points=lot.points,
                 key=f"reverse:{order_number}:{lot.pk}:status",
-                reason="order cancelled",
                 now=now,
             )
         )
@@ -175,6 +179,5 @@ def refund_line(*, event_id, line, quantity, now=None):
         lot=lot,
         points=points,
         key=f"reverse:refund:{event_id}:{line.pk}",
-        reason="line refunded",
         now=now,
     )

@@ -6,7 +6,8 @@ from django.utils import timezone
 from oscar.core.loading import get_model
 
 from ...conf import loyalty_settings
-from ...services import ledger, orders
+from ...models import Member
+from ...services import orders
 from ...services.members import create_missing_members
 
 Order = get_model("order", "Order")
@@ -47,11 +48,7 @@ class Command(BaseCommand):
             placed = placed.filter(
                 date_placed__gte=timezone.make_aware(datetime.combine(day, time.min))
             )
-        awarded = confirmed = 0
+        awarded = 0
         for order in placed.select_related("user").order_by("pk").iterator(2000):
-            awarded += orders.award_order(order) or 0
-            if order.status in loyalty_settings.CONFIRM_STATUSES:
-                confirmed += len(ledger.confirm_order(order_number=order.number))
-        self.stdout.write(
-            f"Points awarded: {awarded}; order lines confirmed: {confirmed}"
-        )
+            awarded += orders.award_order(order, channel=Member.Channel.BACKFILL) or 0
+        self.stdout.write(f"Points awarded: {awarded}")
