@@ -124,6 +124,74 @@ def consume_fifo(member, posting, points):
 # Earning and confirming --------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Earning:
+    """Points to credit as one pending lot, under the posting key ``key``."""
+
+    key: str
+    points: int
+    order_line_id: int | None = None
+    rule: str = ""
+    rule_version: int = 0
+
+
+def write_earnings(member, earnings, *, order_number="", reason="", now):
+    """Credit ``earnings`` to a member already locked; returns the points credited.
+
+    One posting, lot and entry per earning not written before (keys already posted
+    are skipped), in three bulk inserts whatever their number.
+    """
+    done = set(
+        Posting.objects.filter(key__in=[earning.key for earning in earnings])
+        .order_by()
+        .values_list("key", flat=True)
+    )
+    todo = [earning for earning in earnings if earning.key not in done]
+    if not todo:
+        return 0
+    lots = Lot.objects.bulk_create(
+        [
+            Lot(
+                member=member,
+                source=Lot.Source.EARN,
+                status=Lot.Status.PENDING,
+                points=earning.points,
+                remaining=earning.points,
+                created_at=now,
+                order_number=order_number,
+                order_line_id=earning.order_line_id,
+                rule=earning.rule,
+                rule_version=earning.rule_version,
+            )
+            for earning in todo
+        ]
+    )
+    postings = Posting.objects.bulk_create(
+        [
+            Posting(
+                key=earning.key,
+                kind=Posting.Kind.EARN,
+                member=member,
+                created_at=now,
+                order_number=order_number,
+                reason=reason,
+            )
+            for earning in todo
+        ]
+    )
+    Entry.objects.bulk_create(
+        [
+            Entry(posting=posting, member=member, lot=lot, pending_change=lot.points)
+            for posting, lot in zip(postings, lots, strict=True)
+        ]
+    )
+    total = sum(lot.points for lot in lots)
+    member.pending += total
+    member.lifetime_earned += total
+    save_balances(member)
+    return total
+
+
 @transaction.atomic
 def earn(
     *,
@@ -140,34 +208,15 @@ def earn(
     """Credit ``points`` as a pending lot (visible at once, not yet spendable)."""
     points = valid_points(points)
     member = lock_member(member.pk)
-    if posting := existing_posting(key):
-        return posting
-    now = now or timezone.now()
-    lot = Lot.objects.create(
-        member=member,
-        source=Lot.Source.EARN,
-        status=Lot.Status.PENDING,
-        points=points,
-        remaining=points,
-        created_at=now,
-        order_number=order_number,
-        order_line_id=order_line_id,
-        rule=rule,
-        rule_version=rule_version,
-    )
-    posting = new_posting(
+    earning = Earning(key, points, order_line_id, rule, rule_version)
+    write_earnings(
         member,
-        key=key,
-        kind=Posting.Kind.EARN,
-        created_at=now,
+        [earning],
         order_number=order_number,
         reason=reason,
+        now=now or timezone.now(),
     )
-    Entry.objects.create(posting=posting, member=member, lot=lot, pending_change=points)
-    member.pending += points
-    member.lifetime_earned += points
-    save_balances(member)
-    return posting
+    return Posting.objects.get(key=key)
 
 
 @transaction.atomic

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from .. import earning
 from ..conf import loyalty_settings
-from ..models import Entry, Lot, Member, Posting
+from ..models import Lot, Member
 from . import ledger
 from .members import get_or_create_member
 
@@ -72,53 +72,17 @@ def earn_lines(*, order_number, lines, now, member=None, user_id=None):
         member = locked.filter(user_id=user_id).first()
         if member is None:
             return None
-    keys = {earn_key(order_number, line.line_id): line for line in lines}
-    done = set(
-        Posting.objects.filter(key__in=keys).order_by().values_list("key", flat=True)
-    )
-    todo = [(key, line) for key, line in keys.items() if key not in done]
-    if not todo:
-        return 0
-    lots = Lot.objects.bulk_create(
-        [
-            Lot(
-                member=member,
-                source=Lot.Source.EARN,
-                status=Lot.Status.PENDING,
-                points=line.points,
-                remaining=line.points,
-                created_at=now,
-                order_number=order_number,
-                order_line_id=line.line_id,
-                rule=line.rule,
-                rule_version=line.rule_version,
-            )
-            for _, line in todo
-        ]
-    )
-    postings = Posting.objects.bulk_create(
-        [
-            Posting(
-                key=key,
-                kind=Posting.Kind.EARN,
-                member=member,
-                created_at=now,
-                order_number=order_number,
-            )
-            for key, _ in todo
-        ]
-    )
-    Entry.objects.bulk_create(
-        [
-            Entry(posting=posting, member=member, lot=lot, pending_change=lot.points)
-            for posting, lot in zip(postings, lots, strict=True)
-        ]
-    )
-    total = sum(lot.points for lot in lots)
-    member.pending += total
-    member.lifetime_earned += total
-    ledger.save_balances(member)
-    return total
+    earnings = [
+        ledger.Earning(
+            earn_key(order_number, line.line_id),
+            line.points,
+            line.line_id,
+            line.rule,
+            line.rule_version,
+        )
+        for line in lines
+    ]
+    return ledger.write_earnings(member, earnings, order_number=order_number, now=now)
 
 
 def order_status_changed(order, new_status, *, now=None):
