@@ -40,7 +40,9 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     basis_incl = sum((incl for _, _, incl in lines), 0)
     includes_tax = loyalty_settings.EARN_INCLUDES_TAX
     results = earning.order_line_points(
-        lines, order_total=basis_incl if includes_tax else basis_excl
+        lines,
+        order_total=basis_incl if includes_tax else basis_excl,
+        includes_tax=includes_tax,
     )
     if not results:
         return 0
