@@ -121,6 +121,36 @@ def consume_fifo(member, posting, points):
     return taken
 
 
+def credit_active_lots(member, posting, credits, *, source, now, order_number=""):
+    """New spendable lots of (points, expires_at) under ``posting``, in bulk.
+
+    Adds them to ``member.available`` (the caller saves the balances).
+    """
+    lots = Lot.objects.bulk_create(
+        [
+            Lot(
+                member=member,
+                source=source,
+                status=Lot.Status.ACTIVE,
+                points=points,
+                remaining=points,
+                created_at=now,
+                confirmed_at=now,
+                expires_at=expires_at,
+                order_number=order_number,
+            )
+            for points, expires_at in credits
+        ]
+    )
+    Entry.objects.bulk_create(
+        [
+            Entry(posting=posting, member=member, lot=lot, available_change=lot.points)
+            for lot in lots
+        ]
+    )
+    member.available += sum(lot.points for lot in lots)
+
+
 # Earning and confirming --------------------------------------------------------
 
 
@@ -328,25 +358,17 @@ def restore_redemption(*, order_number, now=None):
         created_at=now,
         order_number=order_number,
     )
-    total = 0
-    for entry in redemption.entries.select_related("lot").order_by("lot_id"):
-        points = -entry.available_change
-        lot = Lot.objects.create(
-            member=member,
-            source=Lot.Source.RESTORE,
-            status=Lot.Status.ACTIVE,
-            points=points,
-            remaining=points,
-            created_at=now,
-            confirmed_at=now,
-            expires_at=entry.lot.expires_at,
-            order_number=order_number,
-        )
-        Entry.objects.create(
-            posting=posting, member=member, lot=lot, available_change=points
-        )
-        total += points
-    member.available += total
+    spent = redemption.entries.order_by("lot_id").values_list(
+        "available_change", "lot__expires_at"
+    )
+    credit_active_lots(
+        member,
+        posting,
+        [(-change, expires_at) for change, expires_at in spent],
+        source=Lot.Source.RESTORE,
+        now=now,
+        order_number=order_number,
+    )
     save_balances(member)
     return posting
 
@@ -445,22 +467,16 @@ def adjust(*, member, points, reason, actor, key=None, now=None):
         actor=actor,
     )
     if points > 0:
-        lot = Lot.objects.create(
-            member=member,
+        credit_active_lots(
+            member,
+            posting,
+            [(points, rules.expiry_for(now))],
             source=Lot.Source.ADJUST,
-            status=Lot.Status.ACTIVE,
-            points=points,
-            remaining=points,
-            created_at=now,
-            confirmed_at=now,
-            expires_at=rules.expiry_for(now),
-        )
-        Entry.objects.create(
-            posting=posting, member=member, lot=lot, available_change=points
+            now=now,
         )
         member.lifetime_earned += points
     else:
         consume_fifo(member, posting, -points)
-    member.available += points
+        member.available += points
     save_balances(member)
     return posting
