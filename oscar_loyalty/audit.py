@@ -7,7 +7,7 @@ it stays usable on a large programme.
 
 from dataclasses import dataclass
 
-from django.db.models import Q, Sum, Value
+from django.db.models import F, OuterRef, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 
 from .models import Entry, Hold, Lot, Member, Posting
@@ -29,8 +29,24 @@ class Drift:
         )
 
 
-def _sum(field, **filters):
-    return Coalesce(Sum(field, filter=Q(**filters)), Value(0))
+def _subquery_sum(queryset, field):
+    """Σ ``field`` of ``queryset`` rows of the outer member (0 when none)."""
+    total = (
+        queryset.filter(member_id=OuterRef("pk"))
+        .order_by()
+        .values("member_id")
+        .annotate(total=Sum(field))
+        .values("total")
+    )
+    return Coalesce(Subquery(total), Value(0))
+
+
+def _lot_sum(field, **filters):
+    return _subquery_sum(Lot.objects.filter(**filters), field)
+
+
+def _entry_sum(field):
+    return _subquery_sum(Entry.objects.all(), field)
 
 
 def find_drift(member_ids=None):
@@ -47,57 +63,33 @@ def find_drift(member_ids=None):
         members = members.filter(pk__in=member_ids)
         lots = lots.filter(member_id__in=member_ids)
     problems = []
-    from_lots = members.annotate(
-        lot_available=_sum("lots__remaining", lots__status=Lot.Status.ACTIVE),
-        lot_pending=_sum("lots__remaining", lots__status=Lot.Status.PENDING),
-        lot_earned=_sum(
-            "lots__points", lots__source__in=[Lot.Source.EARN, Lot.Source.ADJUST]
+    # Each figure is compared in SQL; only members that disagree come back.
+    checks = [
+        ("available", "lots", _lot_sum("remaining", status=Lot.Status.ACTIVE)),
+        ("pending", "lots", _lot_sum("remaining", status=Lot.Status.PENDING)),
+        (
+            "lifetime_earned",
+            "lots",
+            _lot_sum("points", source__in=[Lot.Source.EARN, Lot.Source.ADJUST])
+            - _lot_sum("reversed"),
         ),
-        lot_reversed=_sum("lots__reversed"),
-    ).values_list(
-        "pk",
-        "available",
-        "pending",
-        "lifetime_earned",
-        "lot_available",
-        "lot_pending",
-        "lot_earned",
-        "lot_reversed",
-    )
-    for pk, available, pending, lifetime, l_av, l_pe, l_earned, l_rev in from_lots:
-        if available != l_av:
-            problems.append(Drift("member available vs lots", pk, available, l_av))
-        if pending != l_pe:
-            problems.append(Drift("member pending vs lots", pk, pending, l_pe))
-        if lifetime != l_earned - l_rev:
-            problems.append(
-                Drift("member lifetime earned vs lots", pk, lifetime, l_earned - l_rev)
-            )
-    entry_totals = {
-        pk: (av, pe)
-        for pk, av, pe in Entry.objects.filter(member__in=members)
-        .values("member_id")
-        .annotate(av=Sum("available_change"), pe=Sum("pending_change"))
-        .values_list("member_id", "av", "pe")
-    }
-    active_holds = dict(
-        Hold.objects.filter(member__in=members, status=Hold.Status.ACTIVE)
-        .values("member_id")
-        .annotate(total=Sum("points"))
-        .values_list("member_id", "total")
-    )
-    for pk, available, pending, held in members.values_list(
-        "pk", "available", "pending", "held"
-    ):
-        av, pe = entry_totals.get(pk, (0, 0))
-        if available != av:
-            problems.append(Drift("member available vs entries", pk, available, av))
-        if pending != pe:
-            problems.append(Drift("member pending vs entries", pk, pending, pe))
-        if held != active_holds.get(pk, 0):
-            problems.append(
-                Drift("member held vs holds", pk, held, active_holds.get(pk, 0))
-            )
+        ("available", "entries", _entry_sum("available_change")),
+        ("pending", "entries", _entry_sum("pending_change")),
+        (
+            "held",
+            "holds",
+            _subquery_sum(Hold.objects.filter(status=Hold.Status.ACTIVE), "points"),
+        ),
+    ]
+    for field, source, expression in checks:
+        mismatched = (
+            members.annotate(expected=expression)
+            .exclude(**{field: F("expected")})
+            .values_list("pk", field, "expected")
+        )
+        what = f"member {field.replace('_', ' ')} vs {source}"
+        for pk, cached, should_be in mismatched:
+            problems.append(Drift(what, pk, cached, should_be))
     mismatched_lots = (
         lots.annotate(
             from_entries=Coalesce(

@@ -1240,3 +1240,28 @@ def test_expiry_dates_come_from_the_same_rule_everywhere(member, policy):
 
     assert adjusted.expires_at == lot.expires_at == rules.expiry_for(T0)
     assert find_drift() == []
+
+
+@pytest.mark.parametrize(
+    ("field", "sources"),
+    [
+        ("available", {"lots", "entries"}),
+        ("pending", {"lots", "entries"}),
+        ("held", {"holds"}),
+        ("lifetime_earned", {"lots"}),
+    ],
+)
+def test_find_drift_notices_each_cached_figure_of_a_member(
+    member, other_member, field, sources
+):
+    earned_lot(member, 100, order="1001")
+    earned_lot(other_member, 100, order="1002")
+    holds.hold_points(member=member, basket_id=1, points=10, now=T0)
+    Member.objects.filter(pk=member.pk).update(**{field: F(field) + 3})
+
+    problems = find_drift()
+
+    label = field.replace("_", " ")
+    assert {(p.what, p.object_id) for p in problems} == {
+        (f"member {label} vs {source}", member.pk) for source in sources
+    }
