@@ -18,6 +18,7 @@ urlpatterns = [
     # Oscar app configs' ``urls`` are (patterns, app_name, namespace) tuples:
     # they go straight to path(), not through include().
     path("shop/dashboard/loyalty/", apps.get_app_config("loyalty_dashboard").urls),
+    path("shop/loyalty/", apps.get_app_config("oscar_loyalty").urls),
     path("shop/", include(apps.get_app_config("oscar").urls[0])),
 ]
 

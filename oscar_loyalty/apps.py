@@ -1,3 +1,5 @@
+from django.contrib.auth.decorators import login_required
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from oscar.core.application import OscarConfig
 
@@ -12,4 +14,33 @@ class OscarLoyaltyConfig(OscarConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks, receivers  # noqa: F401  (registers checks, receivers)
+        from . import checks, receivers, views  # noqa: F401  (checks, receivers)
+
+        self.apply_points_view = views.ApplyPointsView
+        self.remove_points_view = views.RemovePointsView
+        self.account_view = views.AccountView
+        self.reminder_consent_view = views.ReminderConsentView
+
+    def get_urls(self):
+        """The shopper's URLs, mounted by the shop (e.g. at ``shop/loyalty/``)."""
+        urls = [
+            path(
+                "points/apply/",
+                login_required(self.apply_points_view.as_view()),
+                name="apply-points",
+            ),
+            path(
+                "points/remove/",
+                login_required(self.remove_points_view.as_view()),
+                name="remove-points",
+            ),
+            path(
+                "account/", login_required(self.account_view.as_view()), name="account"
+            ),
+            path(
+                "account/reminders/",
+                login_required(self.reminder_consent_view.as_view()),
+                name="reminders",
+            ),
+        ]
+        return self.post_process_urls(urls)

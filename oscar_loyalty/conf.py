@@ -32,6 +32,20 @@ DEFAULTS = {
     "REVERSE_STATUSES": ("Cancelled", "Refunded"),
     # Payment event type codes that reverse the refunded lines' share of points.
     "REFUND_EVENT_CODES": ("refund", "refunded"),
+    # Return window: pending points are also confirmed this many days after the
+    # order was placed (None: only the confirm statuses confirm them).
+    "CONFIRM_AFTER_DAYS": None,
+    # Reminder e-mails this many days before points expire (members who agreed).
+    "REMINDER_DAYS": (30, 15, 7),
+    # Redeeming at checkout: the money one point is worth, in the shop's currency ...
+    "REDEEM_POINT_VALUE": "0.01",
+    # ... the spendable points a member needs before they can redeem at all ...
+    "REDEEM_MINIMUM_BALANCE": 100,
+    # ... the largest share of the basket (after other discounts, shipping
+    # excluded) points may pay for ...
+    "REDEEM_MAX_SHARE": "0.5",
+    # ... and points are applied in multiples of this step (also the least applied).
+    "REDEEM_STEP": 100,
 }
 
 

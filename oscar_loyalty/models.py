@@ -10,6 +10,10 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from oscar.core.loading import get_model
+
+Benefit = get_model("offer", "Benefit")
+Condition = get_model("offer", "Condition")
 
 
 class Member(models.Model):
@@ -42,10 +46,18 @@ class Member(models.Model):
     held = models.BigIntegerField(_("points held at checkout"), default=0)
     pending = models.BigIntegerField(_("pending points"), default=0)
     lifetime_earned = models.BigIntegerField(_("points earned in total"), default=0)
+    expiry_reminders = models.BooleanField(
+        _("e-mail me before my points expire"),
+        default=False,
+        help_text=_("The member agreed to reminders before points expire."),
+    )
 
     class Meta:
         verbose_name = _("member")
         verbose_name_plural = _("members")
+        permissions = [
+            ("adjust_points", _("Can add or take away a member's points")),
+        ]
         constraints = [
             models.CheckConstraint(
                 condition=Q(available__gte=0), name="loyalty_member_available_gte_0"
@@ -114,6 +126,12 @@ class Lot(models.Model):
     order_line_id = models.BigIntegerField(_("order line"), null=True, blank=True)
     rule = models.CharField(_("rule"), max_length=64, blank=True)
     rule_version = models.PositiveIntegerField(_("rule version"), default=0)
+    reminded_days = models.PositiveSmallIntegerField(
+        _("last reminder (days before expiry)"),
+        null=True,
+        blank=True,
+        help_text=_("The smallest reminder window the member was told about."),
+    )
 
     class Meta:
         verbose_name = _("points lot")
@@ -293,3 +311,115 @@ class Hold(models.Model):
 
     def __str__(self):
         return f"{self.points} for basket {self.basket_id} ({self.status})"
+
+
+class EarnRule(models.Model):
+    """A points multiplier for the products of an Oscar range ("double points on tea").
+
+    A line whose product is in several active rules' ranges earns with the highest
+    multiplier. ``version`` goes up on every change, and each lot records the rule
+    and version that produced it, so refunds reverse exactly what a line earned.
+    """
+
+    name = models.CharField(_("name"), max_length=128)
+    range = models.ForeignKey(
+        "offer.Range",
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("products"),
+        help_text=_("The Oscar range whose products this rule applies to."),
+    )
+    multiplier = models.DecimalField(
+        _("multiplier"),
+        max_digits=6,
+        decimal_places=2,
+        help_text=_("2 earns double points, 1.5 half as many again."),
+    )
+    starts_at = models.DateTimeField(_("starts"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("ends"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    version = models.PositiveIntegerField(_("version"), default=1)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("earn rule")
+        verbose_name_plural = _("earn rules")
+        ordering = ["-multiplier", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(multiplier__gt=0), name="loyalty_earnrule_multiplier_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True)
+                | Q(ends_at__isnull=True)
+                | Q(ends_at__gt=F("starts_at")),
+                name="loyalty_earnrule_ends_after_start",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def code(self):
+        """What lots record as their ``rule``."""
+        return f"rule:{self.pk}"
+
+
+class PointsRedemptionCondition(Condition):
+    """Satisfied when the basket's owner has applied points to it.
+
+    Registered on the programme's one SITE offer by a data migration; the class
+    path is stored in the database, so it never moves.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Points applied condition")
+        verbose_name_plural = _("Points applied conditions")
+
+    @property
+    def name(self):
+        return _("Points applied to the basket")
+
+    @property
+    def description(self):
+        return self.name
+
+    def is_satisfied(self, offer, basket):
+        from .redemption import basket_hold_points
+
+        return basket_hold_points(basket) > 0
+
+
+class PointsRedemptionBenefit(Benefit):
+    """Turns the points applied to a basket into a discount on its lines.
+
+    The discount is worked out again on every request from the basket and the
+    owner's limits (see :mod:`oscar_loyalty.redemption`); inside Oscar's
+    ``OrderCreator`` transaction, :meth:`apply_deferred` captures the basket's hold,
+    so the order and the debit of the points commit together.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Points redemption benefit")
+        verbose_name_plural = _("Points redemption benefits")
+
+    @property
+    def name(self):
+        return _("Money off for points")
+
+    @property
+    def description(self):
+        return self.name
+
+    def apply(self, basket, condition, offer, **kwargs):
+        from .redemption import apply_points_discount
+
+        return apply_points_discount(self, basket, offer)
+
+    def apply_deferred(self, basket, order, application):
+        from .redemption import capture_for_order
+
+        return capture_for_order(basket, order, application)

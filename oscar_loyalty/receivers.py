@@ -12,12 +12,13 @@ and with a ``dispatch_uid``.
 import logging
 
 from django.db import transaction
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from oscar.apps.customer.signals import user_registered
 from oscar.apps.order.signals import order_placed, order_status_changed
 from oscar.core.loading import get_model
 
+from . import redemption
 from .conf import loyalty_settings
 from .models import Member
 from .services import orders
@@ -26,6 +27,7 @@ from .services.members import get_or_create_member
 logger = logging.getLogger(__name__)
 
 PaymentEventQuantity = get_model("order", "PaymentEventQuantity")
+BasketLine = get_model("basket", "Line")
 
 
 @receiver(order_placed, dispatch_uid="oscar_loyalty.award_order")
@@ -77,3 +79,23 @@ def join_on_registration(sender, request=None, user=None, **kwargs):
             get_or_create_member(user, channel=Member.Channel.WEB)
     except Exception:
         logger.exception("Could not create the member account of user %s", user.pk)
+
+
+@receiver(post_save, sender=BasketLine, dispatch_uid="oscar_loyalty.basket_line_saved")
+@receiver(
+    post_delete, sender=BasketLine, dispatch_uid="oscar_loyalty.basket_line_deleted"
+)
+def refit_points_to_basket(sender, instance, raw=False, **kwargs):
+    """A changed basket gives back, after its change commits, what it cannot use."""
+    if raw:
+        return
+    basket_id = instance.basket_id
+
+    def refit():
+        try:
+            with transaction.atomic():
+                redemption.refit_basket_hold(basket_id)
+        except Exception:
+            logger.exception("Could not refit the points held by basket %s", basket_id)
+
+    transaction.on_commit(refit)

@@ -122,3 +122,71 @@ def test_an_editor_signs_into_the_wagtail_admin_and_opens_the_explorer(page):
 
     page.goto(reverse("wagtailadmin_explore_root"))
     expect(page.get_by_role("link", name="Lotus & Co.").first).to_be_visible()
+
+
+def test_a_shopper_pays_part_of_an_order_with_points_and_sees_it_in_the_history(
+    page, tmp_path
+):
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import Member
+    from oscar_loyalty.redemption import ensure_points_offer
+    from oscar_loyalty.services import ledger
+    from oscar_loyalty.services.members import get_or_create_member
+
+    ensure_points_offer()  # a flush by an earlier transactional test removes it
+    CountryFactory()
+    home_page(title="Lotus & Co.")
+    product = ProductFactory(title="Da Hong Pao", stockrecord__price=100)
+    shopper = UserFactory()
+    member = get_or_create_member(shopper)
+    ledger.adjust(
+        member=member,
+        points=8000,
+        reason="Welcome gift",
+        actor=ledger.Actor(id=None, name="staff"),
+    )
+
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    expect(page).to_have_url(re.compile(r"/$"))
+    page.goto(product.get_absolute_url())
+    page.click("#add_to_basket_form button[type=submit]")
+
+    page.goto(reverse("basket:summary"))
+    panel = page.locator("#loyalty-points")
+    expect(panel).to_contain_text("8000 points")
+    panel.locator("#loyalty-points-input").fill("3000")
+    panel.locator("#loyalty-apply-points").click()
+    expect(page.locator(".alert-success").first).to_contain_text("3000 points applied")
+    expect(page.locator("#basket_totals")).to_contain_text("Points")
+    expect(page.locator("#basket_totals")).to_contain_text("70.00")
+    page.screenshot(path=tmp_path / "basket-with-points.png", full_page=True)
+
+    page.get_by_role("link", name="Proceed to checkout").click()
+    form = page.locator("#new_shipping_address")
+    for field in ("first_name", "last_name", "line1", "line4", "postcode"):
+        form.locator(f"#id_{field}").fill(SHIPPING_ADDRESS[field])
+    if form.locator("#id_country").count():
+        form.locator("#id_country").select_option(SHIPPING_ADDRESS["country"])
+    form.locator("#id_phone_number").fill(SHIPPING_ADDRESS["phone_number"])
+    form.get_by_role("button", name="Continue").click()
+    page.click("#view_preview")
+    expect(page.locator("#loyalty-points")).to_contain_text("3000 points")
+    page.click("#place-order")
+
+    expect(page).to_have_url(re.compile(reverse("checkout:thank-you")))
+    order = Order.objects.get(user=shopper)
+    assert order.total_incl_tax == 70
+    page.goto(reverse("customer:summary"))
+    page.click("#loyalty-account-tab")
+    expect(page.locator("#loyalty-spendable")).to_have_text("5000")
+    expect(page.locator("#loyalty-pending")).to_have_text("70")
+    history = page.locator("#loyalty-history")
+    expect(history).to_contain_text(order.number)
+    expect(history).to_contain_text("-3000")
+    expect(history).to_contain_text("Welcome gift")
+    page.screenshot(path=tmp_path / "loyalty-tab.png", full_page=True)
+    assert Member.objects.get(pk=member.pk).available == 5000

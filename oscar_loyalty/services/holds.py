@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from ..conf import loyalty_settings
 from ..exceptions import HoldNotActive, InsufficientPoints, LedgerDrift
-from ..models import Hold, Posting
+from ..models import Hold, Member, Posting
 from .ledger import (
     consume_fifo,
     existing_posting,
@@ -143,5 +143,51 @@ def capture_hold(*, hold, order_number, now=None):
     _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
     member.held -= hold.points
     member.available -= hold.points
+    save_balances(member)
+    return posting
+
+
+@transaction.atomic
+def capture_basket(*, user_id, basket_id, points, order_number, now=None):
+    """Debit ``points`` for an order from the basket's hold (``redeem:<order>``).
+
+    What :func:`capture_hold` does for the checkout, where the discount may use
+    fewer points than were held (the basket shrank under the share limit): the
+    rest of the hold goes back to the member. If the hold is gone (released by
+    its timeout while the shopper paid), the points are taken from what the member
+    can still spend, or the order is refused with :class:`HoldNotActive`: never
+    are points sold twice. Idempotent by the order's key.
+    """
+    points = valid_points(points)
+    now = now or timezone.now()
+    key = f"redeem:{order_number}"
+    member_id = (
+        Member.objects.filter(user_id=user_id).values_list("pk", flat=True).first()
+    )
+    if member_id is None:
+        raise HoldNotActive()
+    member = lock_member(member_id)
+    if posting := existing_posting(key):
+        return posting
+    hold = Hold.objects.filter(
+        basket_id=basket_id, status=Hold.Status.ACTIVE, member=member
+    ).first()
+    held = hold.points if hold is not None else 0
+    if points > member.spendable + held:
+        raise HoldNotActive()
+    posting = new_posting(
+        member,
+        key=key,
+        kind=Posting.Kind.REDEEM,
+        created_at=now,
+        order_number=order_number,
+    )
+    taken = consume_fifo(member, posting, points)
+    if taken != points:
+        raise LedgerDrift(member=member.number, held=points, found=taken)
+    if hold is not None:
+        _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
+        member.held -= hold.points
+    member.available -= points
     save_balances(member)
     return posting

@@ -1,0 +1,68 @@
+"""``{% load loyalty_checkout %}``: the points panel of the basket and checkout."""
+
+from decimal import Decimal
+
+from django import template
+from django.conf import settings
+
+from ..conf import loyalty_settings
+from ..models import Member
+from ..redemption import MAX_POINTS, Policy, basket_hold_points
+
+register = template.Library()
+
+
+def _basket_amount(basket):
+    """What points could pay for: discountable lines after the other discounts."""
+    total = Decimal("0")
+    for line in basket.all_lines():
+        if not line.stockrecord or not line.product.is_discountable:
+            continue
+        price = (
+            line.line_price_incl_tax_incl_discounts
+            if settings.OSCAR_OFFERS_INCL_TAX
+            else line.line_price_excl_tax_incl_discounts
+        )
+        total += price or 0
+    return total
+
+
+@register.inclusion_tag("oscar_loyalty/partials/points_panel.html", takes_context=True)
+def loyalty_points_panel(context, next_url=""):
+    """Available points, their value, and the control to apply or remove them."""
+    request = context.get("request")
+    basket = context.get("basket") or getattr(request, "basket", None)
+    policy = Policy.current()
+    panel = {
+        "request": request,
+        "basket": basket,
+        "policy": policy,
+        "programme_name": loyalty_settings.PROGRAMME_NAME,
+        "share_percent": int(policy.max_share * 100),
+        "step_value": policy.value_of(policy.step),
+        "next_url": next_url or (request.get_full_path() if request else ""),
+        "guest": not (request and request.user.is_authenticated),
+    }
+    if panel["guest"] or basket is None or not basket.id or basket.is_empty:
+        return panel
+    member = Member.objects.filter(user=request.user).first()
+    held = basket_hold_points(basket)
+    used = getattr(basket, "_loyalty_points_used", 0) if held else 0
+    spendable = (member.spendable + held) if member else 0
+    if held:
+        cap = getattr(basket, "_loyalty_points_cap", 0)
+    else:
+        cap = policy.usable(MAX_POINTS, _basket_amount(basket))
+    usable = min(policy.to_step(spendable), cap)
+    panel.update(
+        member=member,
+        spendable=spendable,
+        spendable_value=policy.value_of(spendable),
+        applied=used,
+        applied_value=policy.value_of(used),
+        usable=usable,
+        usable_value=policy.value_of(usable),
+        below_minimum=spendable < max(policy.minimum_balance, policy.step),
+        minimum=max(policy.minimum_balance, policy.step),
+    )
+    return panel
