@@ -173,3 +173,32 @@ def test_the_catalogue_page_lists_the_demo_products(client):
     content = client.get("/shop/catalogue/").content.decode()
 
     assert any(escape(product.title) in content for product in Product.objects.all())
+
+
+def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
+    from oscar_loyalty.audit import find_drift
+    from oscar_loyalty.models import EarnRule, Member, Posting
+
+    load(quiet=True)
+
+    redeemed = Posting.objects.filter(
+        kind=Posting.Kind.REDEEM, order_number__startswith="DEMO-MEI-"
+    )
+    assert set(redeemed.values_list("order_number", flat=True)) == {
+        "DEMO-MEI-009",
+        "DEMO-MEI-012",
+        "DEMO-MEI-015",
+    }
+    paid = Order.objects.get(number="DEMO-MEI-012")
+    assert paid.discounts.get().message == "1000 points redeemed"
+    assert Posting.objects.filter(
+        kind=Posting.Kind.RESTORE, order_number="DEMO-MEI-009"
+    ).exists()
+    assert EarnRule.objects.filter(is_active=True).count() == 1
+    consenting = Member.objects.filter(expiry_reminders=True)
+    assert set(consenting.values_list("user__username", flat=True)) == {
+        "mei",
+        "wei",
+        "li",
+    }
+    assert find_drift() == []

@@ -10,6 +10,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from .catalogue import load_catalogue
+from .loyalty import load_loyalty
 from .orders import load_orders
 from .pages import load_pages
 from .people import load_people
@@ -23,6 +24,8 @@ def load_demo_data(stdout=None, verbosity=1):
         load_catalogue(report)
     with transaction.atomic():
         shoppers = load_people(report)
+    with transaction.atomic():
+        load_loyalty(report, shoppers)
     with transaction.atomic():
         load_orders(report, shoppers)
     with transaction.atomic():

@@ -23,6 +23,10 @@ from datetime import timedelta
 from django.utils import timezone
 from oscar.core.loading import get_class, get_model
 
+from oscar_loyalty.exceptions import LoyaltyError
+from oscar_loyalty.services.holds import hold_points
+from oscar_loyalty.services.members import get_or_create_member
+
 from .catalogue import product_specs
 
 Applicator = get_class("offer.applicator", "Applicator")
@@ -48,6 +52,8 @@ class Profile:
     favourites: tuple
     # Order index (1 = oldest) → final status, for the cases a demo must show.
     forced: tuple = ()
+    # Order index → points the shopper paid with at checkout.
+    redeem: tuple = ()
 
 
 PROFILES = {
@@ -57,6 +63,8 @@ PROFILES = {
         1,
         ("green", "oolong", "teaware"),
         ((4, "Refunded"), (9, "Cancelled"), (14, "Shipped"), (15, "Pending")),
+        # Points paid on a cancelled order (given back), a completed and a new one.
+        redeem=((9, 500), (12, 1000), (15, 500)),
     ),
     "wei": Profile(7, 500, 20, ("oolong", "green", "gifts"), ((3, "Refunded"),)),
     "li": Profile(5, 545, 320, ("green", "ceramics"), ((2, "Cancelled"),)),
@@ -91,6 +99,7 @@ class PlannedOrder:
     minutes_earlier: int
     lines: tuple  # ((upc, quantity), ...)
     status: str
+    redeem: int = 0
 
 
 def _status_for_age(days, rng):
@@ -129,6 +138,7 @@ def plan_orders(username, profile):
         ages = sorted([profile.oldest_days, profile.newest_days, *middle], reverse=True)
 
     forced = dict(profile.forced)
+    redeem = dict(profile.redeem)
     plan = []
     for index, days in enumerate(ages, 1):
         count = rng.choices((1, 2, 3, 4), weights=(35, 35, 20, 10))[0]
@@ -150,6 +160,7 @@ def plan_orders(username, profile):
                 minutes_earlier=rng.randint(0, 10 * 60),
                 lines=tuple(lines.items()),
                 status=forced.get(index, status),
+                redeem=redeem.get(index, 0),
             )
         )
     return plan
@@ -170,6 +181,8 @@ def _place(user, address, planned, products, placed):
     if basket.is_empty:
         basket.delete()
         return None
+    if planned.redeem:
+        _apply_points(user, basket, planned.redeem)
     Applicator().apply(basket, user)
 
     shipping_address = ShippingAddress()
@@ -199,6 +212,21 @@ def _place(user, address, planned, products, placed):
     )
     address.num_orders_as_shipping_address += 1
     return order
+
+
+def _apply_points(user, basket, points):
+    """Apply points to the basket as the shopper does on the basket page.
+
+    The loyalty offer turns them into money off and the order captures them; if
+    the shopper has fewer points than planned (a changed catalogue), they pay in
+    full, as a real shopper would be told.
+    """
+    try:
+        hold_points(
+            member=get_or_create_member(user), basket_id=basket.id, points=points
+        )
+    except LoyaltyError:
+        pass
 
 
 def _walk_pipeline(order, final_status, placed, now):
