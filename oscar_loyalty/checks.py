@@ -5,6 +5,7 @@ from decimal import Decimal, InvalidOperation
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import connections
+from django.urls import NoReverseMatch, reverse
 from django.utils.functional import Promise
 
 from . import earning, rules
@@ -82,7 +83,25 @@ def check_installation(app_configs=None, **kwargs):
                 id="oscar_loyalty.W005",
             )
         )
+    if not _url_exists("loyalty:apply-points"):
+        errors.append(
+            Warning(
+                "The shopper's loyalty URLs are not mounted, so shoppers cannot pay "
+                "with points or open their Loyalty tab.",
+                hint='Add path("shop/loyalty/", apps.get_app_config("oscar_loyalty")'
+                ".urls) to your URLconf, before Oscar's own include.",
+                id="oscar_loyalty.W006",
+            )
+        )
     return errors
+
+
+def _url_exists(name):
+    try:
+        reverse(name)
+    except NoReverseMatch:
+        return False
+    return True
 
 
 @register(TAG)
@@ -146,6 +165,53 @@ def _policy_errors():
     positive_whole_number("HOLD_TIMEOUT_MINUTES")
     amount("EARN_RATE")
     amount("EARN_MINIMUM_ORDER")
+    amount("REDEEM_POINT_VALUE")
+    amount("REDEEM_MAX_SHARE")
+    positive_whole_number("REDEEM_STEP")
+    minimum = loyalty_settings.REDEEM_MINIMUM_BALANCE
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
+        errors.append(
+            Error(
+                f"{PREFIX}REDEEM_MINIMUM_BALANCE must be a whole number of 0 or more, "
+                f"not {minimum!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
+    share = loyalty_settings.REDEEM_MAX_SHARE
+    try:
+        share_ok = Decimal(str(share)) <= 1
+    except InvalidOperation:
+        share_ok = True  # reported above
+    if not share_ok:
+        errors.append(
+            Error(
+                f"{PREFIX}REDEEM_MAX_SHARE is the share of an order points may pay "
+                f'for, from 0 to 1 (such as "0.5"), not {share!r}.',
+                id="oscar_loyalty.E015",
+            )
+        )
+    after = loyalty_settings.CONFIRM_AFTER_DAYS
+    if after is not None and (
+        isinstance(after, bool) or not isinstance(after, int) or after <= 0
+    ):
+        errors.append(
+            Error(
+                f"{PREFIX}CONFIRM_AFTER_DAYS must be None or a whole number of days "
+                f"above 0, not {after!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
+    days = loyalty_settings.REMINDER_DAYS
+    if not isinstance(days, list | tuple) or not all(
+        isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days
+    ):
+        errors.append(
+            Error(
+                f"{PREFIX}REMINDER_DAYS must be a list of whole numbers of days "
+                f"above 0, such as (30, 15, 7), not {days!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
     both = set(loyalty_settings.CONFIRM_STATUSES) & set(
         loyalty_settings.REVERSE_STATUSES
     )

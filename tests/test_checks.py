@@ -275,6 +275,12 @@ def test_any_base_template_a_loader_finds_passes(settings):
         ("OSCAR_LOYALTY_EARN_RATE", "one", "oscar_loyalty.E013"),
         ("OSCAR_LOYALTY_EARN_MINIMUM_ORDER", "-1", "oscar_loyalty.E013"),
         ("OSCAR_LOYALTY_REVERSE_STATUSES", ("Complete",), "oscar_loyalty.E014"),
+        ("OSCAR_LOYALTY_REDEEM_POINT_VALUE", "a cent", "oscar_loyalty.E013"),
+        ("OSCAR_LOYALTY_REDEEM_MAX_SHARE", "1.5", "oscar_loyalty.E015"),
+        ("OSCAR_LOYALTY_REDEEM_STEP", 0, "oscar_loyalty.E012"),
+        ("OSCAR_LOYALTY_REDEEM_MINIMUM_BALANCE", -1, "oscar_loyalty.E012"),
+        ("OSCAR_LOYALTY_CONFIRM_AFTER_DAYS", "14", "oscar_loyalty.E012"),
+        ("OSCAR_LOYALTY_REMINDER_DAYS", (30, 0), "oscar_loyalty.E012"),
     ],
 )
 def test_a_wrong_programme_policy_is_reported_by_id(settings, setting, value, check_id):
@@ -290,3 +296,12 @@ def test_the_database_can_return_ids_of_bulk_inserts():
     from oscar_loyalty.checks import check_database
 
     assert check_database(databases=["default"]) == []
+
+
+def test_shopper_urls_not_mounted_warn_w006(settings):
+    from oscar_loyalty.checks import check_installation
+
+    assert "oscar_loyalty.W006" not in {m.id for m in check_installation()}
+    settings.ROOT_URLCONF = "tests.urls_without_loyalty"
+
+    assert "oscar_loyalty.W006" in {m.id for m in check_installation()}
