@@ -102,6 +102,12 @@ def _capture(hold_pk, order_number):
     return holds.capture_hold(hold=hold, order_number=order_number).pk
 
 
+def _capture_basket(user_pk, basket_id, points, order_number):
+    return holds.capture_basket(
+        user_id=user_pk, basket_id=basket_id, points=points, order_number=order_number
+    ).pk
+
+
 def _release(hold_pk):
     return holds.release_hold(hold=Hold.objects.get(pk=hold_pk))
 
@@ -120,6 +126,7 @@ OPERATIONS = {
     "reverse": _reverse,
     "hold": _hold,
     "capture": _capture,
+    "capture_basket": _capture_basket,
     "release": _release,
     "expire": _expire,
     "join": _join,
@@ -319,6 +326,30 @@ def test_concurrent_redemptions_spend_exactly_what_the_balance_allows(
 
 
 # Holds and captures ------------------------------------------------------------------
+
+
+def test_orders_capturing_at_once_never_spend_the_same_points():
+    """Given 1500 points of which a basket holds 600, when 8 orders capture 600 each
+    at once (4 from that basket, as a double submit would; 4 from a basket without a
+    hold), then the hold is captured once, one more order is paid from the 900 still
+    spendable, and the other 6 are refused: 300 points are left and no drift."""
+    member, _lots = member_with([500, 500, 500])
+    held = holds.hold_points(member=member, basket_id=91, points=600)
+    plan = [
+        [("capture_basket", member.user_id, 91 if i < 4 else 92, 600, f"R{i}")]
+        for i in range(8)
+    ]
+
+    (outcomes,) = zip(*run(plan), strict=True)
+
+    assert [o[0] for o in outcomes].count("ok") == 2
+    assert {o[1] for o in outcomes if o[0] == "refused"} == {"HoldNotActive"}
+    held.refresh_from_db()
+    assert held.status == Hold.Status.CAPTURED
+    member.refresh_from_db()
+    assert (member.available, member.held) == (300, 0)
+    assert Posting.objects.filter(member=member, kind=Posting.Kind.REDEEM).count() == 2
+    assert_ledger_healthy()
 
 
 def test_concurrent_holds_never_hold_more_than_available_and_captures_spend_them():
