@@ -6,6 +6,9 @@ Imported by settings modules, so it must not import models::
     OSCAR_DASHBOARD_NAVIGATION = OSCAR_DASHBOARD_NAVIGATION + [
         LOYALTY_DASHBOARD_NAVIGATION
     ]
+
+Oscar hides each entry from users who lack its screen's permissions
+(``LoyaltyDashboardConfig.permissions_map``).
 """
 
 from django.utils.translation import gettext_lazy as _
@@ -14,6 +17,18 @@ LOYALTY_DASHBOARD_NAVIGATION = {
     "label": _("Loyalty"),
     "icon": "fas fa-award",
     "children": [
+        {
+            "label": _("Members"),
+            "url_name": "loyalty_dashboard:loyalty-member-list",
+        },
+        {
+            "label": _("Points liability"),
+            "url_name": "loyalty_dashboard:loyalty-liability",
+        },
+        {
+            "label": _("Earn rules"),
+            "url_name": "loyalty_dashboard:loyalty-earnrule-list",
+        },
         {
             "label": _("Programme overview"),
             "url_name": "loyalty_dashboard:loyalty-overview",
