@@ -92,3 +92,21 @@ def test_oscars_dashboard_menu_links_to_the_overview_for_staff(client):
     html = unescape(response.content.decode())
     assert f'href="{OVERVIEW}"' in html
     assert "Programme overview" in html
+
+
+def test_the_overview_says_whether_shoppers_can_pay_with_points(client):
+    from oscar_loyalty.redemption import ensure_points_offer, points_offer
+
+    client.force_login(StaffFactory())
+    url = reverse("loyalty_dashboard:loyalty-overview")
+
+    assert points_offer() is not None  # made by the migration
+    assert "On</span>" in client.get(url).content.decode()
+
+    offer = points_offer()
+    offer.suspend()
+    assert "suspended" in unescape(client.get(url).content.decode())
+
+    offer.delete()
+    assert "was deleted" in unescape(client.get(url).content.decode())
+    assert ensure_points_offer().is_available()

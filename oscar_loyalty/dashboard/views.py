@@ -35,6 +35,7 @@ from ..checks import TAG
 from ..conf import loyalty_settings
 from ..exceptions import InsufficientPoints, LoyaltyError
 from ..models import EarnRule, Entry, Lot, Member, Posting
+from ..redemption import points_offer
 from ..services import ledger
 from .forms import AdjustmentForm, EarnRuleForm, MemberSearchForm
 
@@ -101,6 +102,7 @@ class ProgrammeOverviewView(TemplateView):
                 for name, value in loyalty_settings.as_dict().items()
             ],
             check_messages=check_messages,
+            points_offer=points_offer(),
             database_vendor=connection.vendor,
             tasks_run_eagerly=getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False),
         )
