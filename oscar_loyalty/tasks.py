@@ -18,6 +18,10 @@ from .services import orders
 
 #: Lot ids per expiry task: large enough to be set-based, small enough to retry.
 EXPIRY_CHUNK = 50_000
+#: Lot ids per return-window task.
+CONFIRM_CHUNK = 50_000
+#: Member ids per reminder task (each member's lots stay in one task: one e-mail).
+REMINDER_CHUNK = 10_000
 
 
 @shared_task(name="oscar_loyalty.expire_points")
@@ -40,6 +44,66 @@ def expire_points(now=None):
 @shared_task(name="oscar_loyalty.expire_points_chunk")
 def expire_points_chunk(start_id, end_id, now):
     return jobs.expire_lots(now=parse_datetime(now), start_id=start_id, end_id=end_id)
+
+
+@shared_task(name="oscar_loyalty.confirm_returned_points")
+def confirm_returned_points(now=None):
+    """Fan the pending lots past the return window out by lot-id range.
+
+    Does nothing while ``OSCAR_LOYALTY_CONFIRM_AFTER_DAYS`` is None (only the
+    confirm statuses confirm points).
+    """
+    now = parse_datetime(now) if now else timezone.now()
+    due = jobs.returned_lots_due(now)
+    if due is None:
+        return 0
+    bounds = due.aggregate(low=Min("id"), high=Max("id"))
+    if bounds["low"] is None:
+        return 0
+    chunks = 0
+    for start in range(bounds["low"], bounds["high"] + 1, CONFIRM_CHUNK):
+        confirm_returned_points_chunk.delay(
+            start, start + CONFIRM_CHUNK, now.isoformat()
+        )
+        chunks += 1
+    return chunks
+
+
+@shared_task(name="oscar_loyalty.confirm_returned_points_chunk")
+def confirm_returned_points_chunk(start_id, end_id, now):
+    return jobs.confirm_returned_lots(
+        now=parse_datetime(now), start_id=start_id, end_id=end_id
+    )
+
+
+@shared_task(name="oscar_loyalty.remind_expiring_points")
+def remind_expiring_points(now=None):
+    """Fan the members due an expiry reminder out by member-id range.
+
+    By member, not by lot, so that each member gets one e-mail per run however
+    many of their lots are due. Every chunk works with the same ``now``.
+    """
+    now = parse_datetime(now) if now else timezone.now()
+    due = jobs.reminders_due(now)
+    if due is None:
+        return 0
+    bounds = due.aggregate(low=Min("member_id"), high=Max("member_id"))
+    if bounds["low"] is None:
+        return 0
+    chunks = 0
+    for start in range(bounds["low"], bounds["high"] + 1, REMINDER_CHUNK):
+        remind_expiring_points_chunk.delay(
+            start, start + REMINDER_CHUNK, now.isoformat()
+        )
+        chunks += 1
+    return chunks
+
+
+@shared_task(name="oscar_loyalty.remind_expiring_points_chunk")
+def remind_expiring_points_chunk(start_id, end_id, now):
+    return jobs.remind_expiring_lots(
+        now=parse_datetime(now), start_id=start_id, end_id=end_id
+    )
 
 
 @shared_task(name="oscar_loyalty.release_stale_holds")

@@ -16,7 +16,13 @@ OUR_APPS = ("oscar_loyalty", "wagtail_members", "example_shop")
 
 #: (app, migration) -> the Oscar dependencies it may have beyond ``0001_initial``,
 #: each with the reason (a field or model that first appears in that migration).
-JUSTIFIED_LATER_OSCAR_DEPENDENCIES: dict[tuple[str, str], set[tuple[str, str]]] = {}
+JUSTIFIED_LATER_OSCAR_DEPENDENCIES: dict[tuple[str, str], set[tuple[str, str]]] = {
+    # The Points offer must be non-exclusive (Oscar's default is exclusive), and
+    # ConditionalOffer.exclusive arrives in offer 0007 (2017: every Oscar 2+ shop).
+    ("oscar_loyalty", "0003_points_redemption_offer"): {
+        ("offer", "0007_conditionaloffer_exclusive")
+    },
+}
 
 
 def oscar_app_labels():

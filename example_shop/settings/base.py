@@ -289,6 +289,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.award_missed_orders",
         "schedule": crontab(minute=30),
     },
+    # Does nothing unless OSCAR_LOYALTY_CONFIRM_AFTER_DAYS is set.
+    "loyalty-confirm-returned-points": {
+        "task": "oscar_loyalty.confirm_returned_points",
+        "schedule": crontab(minute=45),
+    },
+    # Daily, in the morning of CELERY_TIMEZONE: the windows are counted in days.
+    "loyalty-remind-expiring-points": {
+        "task": "oscar_loyalty.remind_expiring_points",
+        "schedule": crontab(hour=10, minute=0),
+    },
 }
 
 LOGGING = {
