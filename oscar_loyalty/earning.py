@@ -2,8 +2,11 @@
 
 Points are computed per line on the line's price after discounts (so the part of an
 order paid with points, a discount, earns nothing, and neither does shipping), at the
-owner's rate and rounding. Each result names the rule that produced it, stored with
-the points so a later refund reverses exactly what the line earned.
+owner's rate and rounding, times the multiplier of the best earn rule whose Oscar range
+holds the line's product. Each result names the rule and version that produced it,
+stored with the points so a later refund reverses exactly what the line earned, even
+after the owner changed the rule. Which rules hold which products is looked up by
+:mod:`oscar_loyalty.rules_lookup`; this module only does the arithmetic.
 """
 
 from dataclasses import dataclass
@@ -23,20 +26,58 @@ class LinePoints:
     rule_version: int
 
 
-def points_for_amount(amount, *, rate=None, rounding=None):
-    """Whole points for a money amount: ``amount × rate``, rounded as configured."""
+@dataclass(frozen=True)
+class Rule:
+    """What a lot records of the rule that earned it, and the rule's multiplier.
+
+    A plain value rather than the ``EarnRule`` row, so the arithmetic stays testable
+    without a database and a rule edited later cannot change a past result.
+    """
+
+    code: str
+    version: int
+    multiplier: Decimal = Decimal(1)
+
+
+#: Lines whose product no active rule holds earn at the base rate.
+BASE = Rule(BASE_RULE, 0, Decimal(1))
+
+
+def best_rule(rules):
+    """The rule with the highest multiplier; the first given wins a tie.
+
+    Callers pass rules in a fixed order (multiplier, then id), so a tie resolves the
+    same way at checkout, on the product page and in the basket. ``BASE`` if none.
+    """
+    best = None
+    for rule in rules:
+        if best is None or rule.multiplier > best.multiplier:
+            best = rule
+    return best or BASE
+
+
+def points_for_amount(amount, *, rate=None, rounding=None, multiplier=1):
+    """Whole points for a money amount: ``amount × rate × multiplier``, rounded once.
+
+    Rounding the product once (not the base points, then the bonus) means ×1.5 on
+    9.99 at rate 1 earns 14 points, not ``floor(9) × 1.5`` = 13.
+    """
     rate = Decimal(str(loyalty_settings.EARN_RATE if rate is None else rate))
     rounding = loyalty_settings.EARN_ROUNDING if rounding is None else rounding
-    points = (Decimal(amount) * rate).to_integral_value(rounding=ROUNDINGS[rounding])
+    exact = Decimal(amount) * rate * Decimal(str(multiplier))
+    points = exact.to_integral_value(rounding=ROUNDINGS[rounding])
     return max(int(points), 0)
 
 
-def order_line_points(lines, *, order_total, includes_tax=None, minimum=None):
+def order_line_points(
+    lines, *, order_total, includes_tax=None, minimum=None, rules=None
+):
     """Points per line for ``lines`` of (line_id, price_excl_tax, price_incl_tax).
 
     Prices are the lines' totals after discounts. An order whose ``order_total``
     (the same basis, shipping excluded) is below the owner's minimum earns nothing.
-    Lines earning zero points are left out.
+    ``rules`` maps a line id to the :class:`Rule` that applies to it; other lines
+    earn at the base rate under :data:`BASE`. Lines earning zero points are left out.
     """
     includes_tax = (
         loyalty_settings.EARN_INCLUDES_TAX if includes_tax is None else includes_tax
@@ -46,11 +87,14 @@ def order_line_points(lines, *, order_total, includes_tax=None, minimum=None):
     )
     if Decimal(order_total) < minimum:
         return []
+    rules = rules or {}
     results = []
     for line_id, excl_tax, incl_tax in lines:
-        points = points_for_amount(incl_tax if includes_tax else excl_tax)
+        rule = rules.get(line_id, BASE)
+        amount = incl_tax if includes_tax else excl_tax
+        points = points_for_amount(amount, multiplier=rule.multiplier)
         if points > 0:
-            results.append(LinePoints(line_id, points, BASE_RULE, 0))
+            results.append(LinePoints(line_id, points, rule.code, rule.version))
     return results
 
 

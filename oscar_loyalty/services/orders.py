@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from .. import earning
+from .. import earning, rules_lookup
 from ..conf import loyalty_settings
 from ..models import Lot, Member
 from . import ledger
@@ -28,13 +28,22 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     Guests (no ``order.user``) earn nothing, nor does an order already in a reverse
     status; one already in a confirm status is confirmed at once (a shop whose first
     status confirms, or an order awarded late by the catch-up task or the backfill).
-    A fixed number of queries whatever the number of lines or the member's history.
+    Each line earns under the best earn rule active when the order was placed (not
+    when it is awarded: a late award by the catch-up task or the backfill earns what
+    the shopper was promised), and its lot records that rule and version. A fixed
+    number of queries whatever the number of lines, rules or the member's history:
+    the rules are read once, and the lines' own query says which rules hold them.
     """
     if order.user_id is None or order.status in loyalty_settings.REVERSE_STATUSES:
         return 0
+    placed = order.date_placed or now or timezone.now()
+    rules = rules_lookup.active_rules(placed)
+    order_lines = list(
+        rules_lookup.annotate_rules(order.lines.all(), rules, product_field="product")
+    )
     lines = [
         (line.pk, line.line_price_excl_tax, line.line_price_incl_tax)
-        for line in order.lines.all()
+        for line in order_lines
     ]
     basis_excl = sum((excl for _, excl, _ in lines), 0)
     basis_incl = sum((incl for _, _, incl in lines), 0)
@@ -43,6 +52,7 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
         lines,
         order_total=basis_incl if includes_tax else basis_excl,
         includes_tax=includes_tax,
+        rules=rules_lookup.rules_of(order_lines, rules, product_field="product"),
     )
     if not results:
         return 0
