@@ -160,6 +160,7 @@ def test_the_basket_page_offers_the_most_the_basket_takes(signed_in, member, pro
 
     assert "8000 points" in page  # to spend
     assert 'max="5000"' in page  # half of 100.00 at 0.01 a point
+    assert "This order earns 100 points." in page
 
 
 @pytest.mark.django_db
@@ -323,6 +324,7 @@ def test_guests_are_told_they_earn_and_spend_nothing(client, product):
     page = client.get(reverse("basket:summary")).content.decode()
 
     assert "Guest orders do not earn points" in page
+    assert "to earn 100 points on this order" in page
 
 
 # -- placing the order --------------------------------------------------------

@@ -70,9 +70,13 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     return earned
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def earn_lines(*, order_number, lines, now, member=None, user_id=None):
     """Bulk :func:`ledger.earn` for an order's lines: one posting and lot per line.
+
+    Atomic without a savepoint of its own: inside a caller's transaction (the
+    ``order_placed`` receiver has its own savepoint) a failure rolls back with the
+    caller's block, and the checkout saves two statements.
 
     The member is given, or found by ``user_id`` (None is returned when that user
     has no member account yet). Returns the points credited.

@@ -8,6 +8,7 @@ from django.conf import settings
 from ..conf import loyalty_settings
 from ..models import Member
 from ..redemption import MAX_POINTS, Policy, basket_hold_points
+from ..rules_lookup import basket_points
 
 register = template.Library()
 
@@ -28,8 +29,11 @@ def _basket_amount(basket):
 
 
 @register.inclusion_tag("oscar_loyalty/partials/points_panel.html", takes_context=True)
-def loyalty_points_panel(context, next_url=""):
-    """Available points, their value, and the control to apply or remove them."""
+def loyalty_points_panel(context, next_url="", show_earn=False):
+    """Available points, their value, and the control to apply or remove them.
+
+    With ``show_earn`` (the basket page), also the points the basket earns.
+    """
     request = context.get("request")
     basket = context.get("basket") or getattr(request, "basket", None)
     policy = Policy.current()
@@ -43,7 +47,11 @@ def loyalty_points_panel(context, next_url=""):
         "next_url": next_url or (request.get_full_path() if request else ""),
         "guest": not (request and request.user.is_authenticated),
     }
-    if panel["guest"] or basket is None or not basket.id or basket.is_empty:
+    if basket is None or not basket.id or basket.is_empty:
+        return panel
+    if show_earn:
+        panel["earn_points"] = basket_points(basket)
+    if panel["guest"]:
         return panel
     member = Member.objects.filter(user=request.user).first()
     held = basket_hold_points(basket)
