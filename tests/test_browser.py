@@ -190,3 +190,45 @@ def test_a_shopper_pays_part_of_an_order_with_points_and_sees_it_in_the_history(
     expect(history).to_contain_text("Welcome gift")
     page.screenshot(path=tmp_path / "loyalty-tab.png", full_page=True)
     assert Member.objects.get(pk=member.pk).available == 5000
+
+
+def test_staff_find_a_member_and_add_points_with_a_reason(page):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import Member, Posting
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    shopper = UserFactory(first_name="Wei", last_name="Zhang")
+    member = get_or_create_member(shopper)
+    staff = UserFactory(username="desk", is_staff=True)
+    staff.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=["view_member", "adjust_points"],
+        )
+    )
+
+    page.goto(reverse("loyalty_dashboard:loyalty-member-list"))
+    page.fill("#id_username", staff.email)  # Oscar's dashboard login
+    page.fill("#id_password", PASSWORD)
+    page.locator("#dashboard_login_form input[type=submit]").click()
+    expect(page.locator("#loyalty-members")).to_be_visible()
+
+    page.fill("#id_q", "wei zhang")
+    page.locator("#loyalty-member-search button[type=submit]").click()
+    page.get_by_role("link", name=member.number).click()
+    expect(page.locator("#loyalty-available")).to_have_text("0")
+
+    form = page.locator("#loyalty-adjustment")
+    form.locator("#id_points").fill("250")
+    form.locator("#id_reason").fill("Parcel arrived damaged")
+    form.locator("button[type=submit]").click()
+
+    expect(page.locator(".alert-success").first).to_contain_text("250")
+    expect(page.locator("#loyalty-available")).to_have_text("250")
+    expect(page.locator("#loyalty-history")).to_contain_text("Parcel arrived damaged")
+    posting = Posting.objects.get(member=member, kind=Posting.Kind.ADJUST)
+    assert (posting.actor_id, posting.reason) == (staff.pk, "Parcel arrived damaged")
+    assert Member.objects.get(pk=member.pk).available == 250
