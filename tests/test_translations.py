@@ -13,6 +13,7 @@ CATALOGUES = [
 ]
 ENTRY = re.compile(
     r"^(?P<comments>(?:#.*\n)*)"
+    r'(?:msgctxt (?P<ctx>".*"\n))?'
     r'msgid (?P<id>(?:".*"\n)+)msgstr (?P<str>(?:".*"\n)+)',
     re.MULTILINE,
 )
@@ -33,15 +34,16 @@ def _entries(po_path):
     for match in ENTRY.finditer(text):
         msgid = _unquote(match.group("id"))
         if msgid:
-            yield msgid, _unquote(match.group("str")), match.group("comments")
+            context = _unquote(match.group("ctx")) if match.group("ctx") else None
+            yield msgid, _unquote(match.group("str")), match.group("comments"), context
 
 
 @pytest.mark.parametrize("po_path", CATALOGUES, ids=lambda p: p.parts[-5])
 def test_every_message_is_translated_to_simplified_chinese(po_path):
     entries = list(_entries(po_path))
     assert entries, f"{po_path} has no messages"
-    untranslated = [msgid for msgid, msgstr, _ in entries if not msgstr]
-    fuzzy = [msgid for msgid, _, comments in entries if "#, fuzzy" in comments]
+    untranslated = [msgid for msgid, msgstr, *_ in entries if not msgstr]
+    fuzzy = [msgid for msgid, _, comments, _ in entries if "#, fuzzy" in comments]
     assert untranslated == [], "run `make messages` and translate these"
     assert fuzzy == [], "review these fuzzy translations"
 
@@ -54,7 +56,8 @@ def test_the_compiled_catalogue_matches_its_source(po_path):
         compiled = gettext.GNUTranslations(handle)
     stale = [
         msgid
-        for msgid, msgstr, _ in _entries(po_path)
-        if compiled.gettext(msgid) != msgstr
+        for msgid, msgstr, _, context in _entries(po_path)
+        if (compiled.pgettext(context, msgid) if context else compiled.gettext(msgid))
+        != msgstr
     ]
     assert stale == [], "the .mo file is older than the .po file: run `make messages`"
