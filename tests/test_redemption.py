@@ -491,3 +491,21 @@ def test_the_discount_shows_in_the_order_history_and_the_dashboard_order_view(
         reverse("dashboard:order-detail", kwargs={"number": order.number})
     ).content.decode()
     assert "3000 points redeemed" in dashboard
+
+
+@pytest.mark.django_db
+def test_a_capture_of_fewer_points_than_held_gives_the_rest_back(member):
+    hold = hold_points(member=member, basket_id=4243, points=3000)
+
+    capture_basket(
+        user_id=member.user_id, basket_id=4243, points=2000, order_number="100997"
+    )
+    again = capture_basket(
+        user_id=member.user_id, basket_id=4243, points=2000, order_number="100997"
+    )
+
+    assert again.key == "redeem:100997"
+    hold.refresh_from_db()
+    assert hold.status == Hold.Status.CAPTURED
+    assert balances(member) == (6000, 0, 0)
+    assert find_drift() == []
