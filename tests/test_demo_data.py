@@ -202,3 +202,15 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
         "li",
     }
     assert find_drift() == []
+    # An old gift expired (Wei), another expires within the reminder window (Mei).
+    assert Posting.objects.filter(
+        kind=Posting.Kind.EXPIRE, member__user__username="wei"
+    ).exists()
+    from oscar_loyalty.models import Lot
+
+    soon = Lot.objects.filter(
+        member__user__username="mei",
+        status=Lot.Status.ACTIVE,
+        expires_at__lte=timezone.now() + timedelta(days=30),
+    )
+    assert list(soon.values_list("remaining", flat=True)) == [300]

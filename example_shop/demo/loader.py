@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from .catalogue import load_catalogue
-from .loyalty import load_loyalty
+from .loyalty import load_loyalty, load_loyalty_history
 from .orders import load_orders
 from .pages import load_pages
 from .people import load_people
@@ -28,6 +28,8 @@ def load_demo_data(stdout=None, verbosity=1):
         load_loyalty(report, shoppers)
     with transaction.atomic():
         load_orders(report, shoppers)
+    with transaction.atomic():
+        load_loyalty_history(report)
     with transaction.atomic():
         load_pages(report)
     update_search_index(report)

@@ -6,12 +6,16 @@ category, as an owner would set it up in the dashboard). Three shoppers agreed t
 expiry reminders; the others show a member who did not.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from oscar.core.loading import get_model
 
-from oscar_loyalty.models import EarnRule, Member
+from oscar_loyalty import jobs
+from oscar_loyalty.models import EarnRule, Member, Posting
+from oscar_loyalty.services import ledger
 from oscar_loyalty.services.members import get_or_create_member
 
 Category = get_model("catalogue", "Category")
@@ -56,4 +60,39 @@ def load_loyalty(report, shoppers):
             report.updated("members", member.number)
         else:
             report.reused("members", member.number)
+    report.finish_section()
+
+
+#: Gifts from staff long ago, so the demo shows points about to expire (Mei: in
+#: about two weeks, with a reminder due) and points that already expired (Wei).
+GIFTS = (
+    ("mei", 300, 350, "Welcome to the Members' Club"),
+    ("wei", 200, 400, "Welcome to the Members' Club"),
+)
+
+
+def load_loyalty_history(report):
+    """Old staff gifts, then the expiry job as the hourly beat would have run it."""
+    report.start("Loyalty history")
+    now = timezone.now()
+    User = get_user_model()
+    for username, points, days_ago, reason in GIFTS:
+        user = User.objects.filter(username=username).first()
+        if user is None:
+            continue
+        key = f"adjust:demo-gift-{username}"
+        if Posting.objects.filter(key=key).exists():
+            report.reused("gifts", f"{username}: {points}")
+            continue
+        ledger.adjust(
+            member=get_or_create_member(user),
+            points=points,
+            reason=reason,
+            actor=ledger.Actor(id=None, name="Lotus & Co."),
+            key=key,
+            now=now - timedelta(days=days_ago),
+        )
+        report.created("gifts", f"{username}: {points}")
+    expired = jobs.expire_lots(now=now)
+    report.add("expired lots", "updated" if expired else "reused", str(expired))
     report.finish_section()
