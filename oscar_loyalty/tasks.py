@@ -7,14 +7,15 @@ they run in the calling process.
 from datetime import timedelta
 
 from celery import shared_task
-from django.db.models import Exists, Max, Min, OuterRef
+from django.db.models import Exists, F, Max, Min, OuterRef
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from oscar.core.loading import get_model
 
 from . import jobs
+from .conf import loyalty_settings
 from .models import Lot, Posting
-from .services import orders
+from .services import ledger, orders
 
 #: Lot ids per expiry task: large enough to be set-based, small enough to retry.
 EXPIRY_CHUNK = 50_000
@@ -126,3 +127,44 @@ def award_missed_orders(days=3):
         .select_related("user")
     )
     return sum(orders.award_order(order) or 0 for order in missed.iterator(500))
+
+
+@shared_task(name="oscar_loyalty.follow_missed_status_changes")
+def follow_missed_status_changes(days=30):
+    """Confirm or reverse the points of recent orders whose status receiver failed.
+
+    Finds, in a few set-based queries, orders of the last ``days`` in a confirm
+    status that still have pending lots, and orders in a reverse status with lots
+    not taken back or a redemption not given back; then applies the same
+    idempotent services the receiver calls. Returns how many orders it fixed.
+    """
+    Order = get_model("order", "Order")
+    since = timezone.now() - timedelta(days=days)
+    recent = Order.objects.filter(user__isnull=False, date_placed__gte=since)
+    earned = Lot.objects.filter(order_number=OuterRef("number"), source=Lot.Source.EARN)
+    unconfirmed = recent.filter(
+        Exists(earned.filter(status=Lot.Status.PENDING)),
+        status__in=loyalty_settings.CONFIRM_STATUSES,
+    ).values_list("number", flat=True)
+    redeemed = Posting.objects.filter(
+        order_number=OuterRef("number"), kind=Posting.Kind.REDEEM
+    )
+    restored = Posting.objects.filter(
+        order_number=OuterRef("number"), kind=Posting.Kind.RESTORE
+    )
+    unreversed = (
+        recent.filter(status__in=loyalty_settings.REVERSE_STATUSES)
+        .filter(
+            Exists(earned.filter(reversed__lt=F("points")))
+            | (Exists(redeemed) & ~Exists(restored))
+        )
+        .values_list("number", flat=True)
+    )
+    fixed = 0
+    for number in unconfirmed.iterator(500):
+        ledger.confirm_order(order_number=number)
+        fixed += 1
+    for number in unreversed.iterator(500):
+        orders.cancel_order(order_number=number)
+        fixed += 1
+    return fixed

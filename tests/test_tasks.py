@@ -75,3 +75,47 @@ def test_orders_missed_by_the_receiver_are_awarded_by_the_task(client):
     assert tasks.award_missed_orders() == 88
     assert tasks.award_missed_orders() == 0
     assert Member.objects.get(user=shopper).pending == 88
+
+
+def test_status_changes_missed_by_the_receiver_are_followed_by_the_task(client):
+    from oscar.apps.order.signals import order_status_changed
+
+    from oscar_loyalty import receivers
+    from oscar_loyalty.redemption import ensure_points_offer
+    from tests.checkout import place_order
+    from tests.factories import CountryFactory, ProductFactory
+
+    ensure_points_offer()
+    CountryFactory()
+    shopper = UserFactory()
+    member = get_or_create_member(shopper)
+    ledger.adjust(member=member, points=1000, reason="gift", actor=ledger.SYSTEM)
+    client.force_login(shopper)
+    completed = place_order(client, ProductFactory())
+    cancelled = place_order(client, ProductFactory())
+    ledger.redeem(
+        member=member,
+        points=100,
+        key="redeem:" + cancelled.number,
+        order_number=cancelled.number,
+    )
+
+    order_status_changed.disconnect(dispatch_uid="oscar_loyalty.order_status_changed")
+    try:
+        completed.set_status("Being processed")
+        completed.set_status("Shipped")
+        completed.set_status("Complete")
+        cancelled.set_status("Cancelled")
+    finally:
+        order_status_changed.connect(
+            receivers.follow_order_status,
+            dispatch_uid="oscar_loyalty.order_status_changed",
+        )
+    member.refresh_from_db()
+    assert member.pending == 176
+
+    assert tasks.follow_missed_status_changes() == 2
+    assert tasks.follow_missed_status_changes() == 0
+    member.refresh_from_db()
+    assert (member.available, member.pending) == (1088, 0)
+    assert find_drift() == []

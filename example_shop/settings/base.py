@@ -289,6 +289,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.award_missed_orders",
         "schedule": crontab(minute=30),
     },
+    # Orders whose status receiver failed: confirm or reverse them.
+    "loyalty-follow-missed-status-changes": {
+        "task": "oscar_loyalty.follow_missed_status_changes",
+        "schedule": crontab(minute=40),
+    },
     # Does nothing unless OSCAR_LOYALTY_CONFIRM_AFTER_DAYS is set.
     "loyalty-confirm-returned-points": {
         "task": "oscar_loyalty.confirm_returned_points",
