@@ -15,6 +15,7 @@ from .conf import PREFIX, loyalty_settings
 TAG = "loyalty"
 
 BASKET_MIDDLEWARE = "oscar.apps.basket.middleware.BasketMiddleware"
+LOYALTY_MIDDLEWARE = "oscar_loyalty.middleware.LoyaltyMiddleware"
 DASHBOARD_APP = "oscar_loyalty.dashboard.apps.LoyaltyDashboardConfig"
 
 
@@ -60,6 +61,16 @@ def check_installation(app_configs=None, **kwargs):
                 "points redeemed in them) cannot be found.",
                 hint=f"Add '{BASKET_MIDDLEWARE}' after AuthenticationMiddleware.",
                 id="oscar_loyalty.E003",
+            )
+        )
+    elif LOYALTY_MIDDLEWARE not in settings.MIDDLEWARE:
+        errors.append(
+            Warning(
+                "LoyaltyMiddleware is not in MIDDLEWARE, so every page that prices a "
+                "signed-in shopper's basket asks the database whether points are "
+                "applied (one more query per page).",
+                hint=f"Add '{LOYALTY_MIDDLEWARE}' after the BasketMiddleware.",
+                id="oscar_loyalty.W007",
             )
         )
     if DASHBOARD_APP not in settings.INSTALLED_APPS:

@@ -20,7 +20,8 @@ from oscar.core.loading import get_model
 
 from . import redemption
 from .conf import loyalty_settings
-from .models import Member
+from .middleware import may_hold_points
+from .models import Hold, Member
 from .services import orders
 from .services.members import get_or_create_member
 
@@ -90,9 +91,16 @@ def refit_points_to_basket(sender, instance, raw=False, **kwargs):
     if raw:
         return
     basket_id = instance.basket_id
+    basket = instance._state.fields_cache.get("basket")
+    if basket is not None and not may_hold_points(basket):
+        return  # the shopper's session says no points are applied: nothing to do
 
     def refit():
         try:
+            if not Hold.objects.filter(
+                basket_id=basket_id, status=Hold.Status.ACTIVE
+            ).exists():
+                return
             with transaction.atomic():
                 redemption.refit_basket_hold(basket_id)
         except Exception:

@@ -22,6 +22,7 @@ from oscar.core.loading import get_class, get_classes, get_model
 
 from .conf import loyalty_settings
 from .exceptions import InvalidPoints, LoyaltyError
+from .middleware import forget_points, may_hold_points, session_for
 from .models import Hold
 
 BasketDiscount, ZERO_DISCOUNT = get_classes(
@@ -155,13 +156,15 @@ def basket_hold_points(basket):
     """The points the basket's owner applied to it (0 for guests and new baskets).
 
     Cached on the basket object: the offer's condition, its benefit and the pages
-    all ask within one request, for one query.
+    all ask within one request, for one query; none at all when
+    :class:`~oscar_loyalty.middleware.LoyaltyMiddleware` knows from the session
+    that the shopper applied no points to this basket.
     """
     cached = getattr(basket, "_loyalty_hold_points", None)
     if cached is not None:
         return cached
     points = 0
-    if basket.id and basket.owner_id:
+    if basket.id and basket.owner_id and may_hold_points(basket):
         points = (
             Hold.objects.filter(
                 basket_id=basket.id,
@@ -171,6 +174,8 @@ def basket_hold_points(basket):
             .values_list("points", flat=True)
             .first()
         ) or 0
+        if not points:  # the session's note is out of date (e.g. a timed-out hold)
+            forget_points(session_for(basket))
     basket._loyalty_hold_points = points
     return points
 

@@ -24,6 +24,7 @@ from oscar.templatetags.currency_filters import currency
 
 from .conf import loyalty_settings
 from .exceptions import InsufficientPoints, LoyaltyError
+from .middleware import forget_points, remember_points
 from .models import Hold, Lot, Member, Posting
 from .redemption import (
     BasketTooSmall,
@@ -117,6 +118,7 @@ class ApplyPointsView(BasketPointsMixin, View):
             # Checked again under the member's lock: refused if the points were
             # spent in another tab meanwhile.
             hold_points(member=member, basket_id=basket.id, points=used)
+        remember_points(request, basket.id)
         return {
             "points": used,
             "amount": policy.value_of(used),
@@ -159,6 +161,7 @@ class RemovePointsView(BasketPointsMixin, View):
                 member__user=request.user,
                 status=Hold.Status.ACTIVE,
             ).first()
+        forget_points(request)
         if hold is not None and release_basket_hold(basket_id=basket.id):
             messages.success(
                 request,

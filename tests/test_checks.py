@@ -305,3 +305,16 @@ def test_shopper_urls_not_mounted_warn_w006(settings):
     settings.ROOT_URLCONF = "tests.urls_without_loyalty"
 
     assert "oscar_loyalty.W006" in {m.id for m in check_installation()}
+
+
+def test_without_the_loyalty_middleware_the_loyalty_app_warns_w007(settings):
+    from oscar_loyalty.checks import check_installation
+
+    assert "oscar_loyalty.W007" not in {m.id for m in check_installation()}
+    settings.MIDDLEWARE = [
+        m
+        for m in settings.MIDDLEWARE
+        if m != "oscar_loyalty.middleware.LoyaltyMiddleware"
+    ]
+
+    assert "oscar_loyalty.W007" in {m.id for m in check_installation()}

@@ -509,3 +509,54 @@ def test_a_capture_of_fewer_points_than_held_gives_the_rest_back(member):
     assert hold.status == Hold.Status.CAPTURED
     assert balances(member) == (6000, 0, 0)
     assert find_drift() == []
+
+
+# -- the session hint: pages of shoppers who applied no points cost no query ------
+
+
+def hold_queries(client, url):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(url)
+    assert response.status_code == 200
+    return [q for q in queries.captured_queries if "oscar_loyalty_hold" in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_a_basket_without_points_costs_no_hold_query(signed_in, member, product):
+    add_to_basket(signed_in, product)
+
+    assert hold_queries(signed_in, reverse("basket:summary")) == []
+
+    apply(signed_in, "1000")
+    assert len(hold_queries(signed_in, reverse("basket:summary"))) == 1
+
+
+@pytest.mark.django_db
+def test_a_timed_out_hold_clears_the_sessions_hint(signed_in, member, product):
+    add_to_basket(signed_in, product)
+    apply(signed_in, "1000")
+    release_stale_holds(now=timezone.now() + timedelta(days=1))
+
+    assert len(hold_queries(signed_in, reverse("basket:summary"))) == 1
+    assert hold_queries(signed_in, reverse("basket:summary")) == []
+    assert balances(member) == (8000, 0, 0)
+
+
+@pytest.mark.django_db
+def test_without_the_middleware_points_still_apply(
+    settings, signed_in, member, product
+):
+    settings.MIDDLEWARE = [
+        m
+        for m in settings.MIDDLEWARE
+        if m != "oscar_loyalty.middleware.LoyaltyMiddleware"
+    ]
+    add_to_basket(signed_in, product)
+
+    response = apply(signed_in, "1000")
+
+    assert response.context["basket"].total_excl_tax == Decimal("90.00")
+    assert len(hold_queries(signed_in, reverse("basket:summary"))) == 1
