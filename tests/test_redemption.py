@@ -484,6 +484,8 @@ def test_the_discount_shows_in_the_order_history_and_the_dashboard_order_view(
         reverse("customer:order", kwargs={"order_number": order.number})
     ).content.decode()
     assert "Points" in history and "30.00" in history
+    assert 'id="loyalty-order-points"' in history
+    assert "-3000" in history and "+70 pending" in history
 
     signed_in.logout()
     client.force_login(StaffFactory(is_superuser=True))

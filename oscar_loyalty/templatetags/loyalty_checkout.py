@@ -4,9 +4,11 @@ from decimal import Decimal
 
 from django import template
 from django.conf import settings
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
 
 from ..conf import loyalty_settings
-from ..models import Member
+from ..models import Member, Posting
 from ..redemption import MAX_POINTS, Policy, basket_hold_points
 from ..rules_lookup import basket_points
 
@@ -74,3 +76,20 @@ def loyalty_points_panel(context, next_url="", show_earn=False):
         minimum=max(policy.minimum_balance, policy.step),
     )
     return panel
+
+
+@register.simple_tag(takes_context=True)
+def loyalty_order_points(context, order):
+    """The signed-in shopper's ledger postings for ``order``, oldest first."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated or order.user_id != user.pk:
+        return []
+    return list(
+        Posting.objects.filter(member__user=user, order_number=order.number)
+        .annotate(
+            available_points=Coalesce(Sum("entries__available_change"), 0),
+            pending_points=Coalesce(Sum("entries__pending_change"), 0),
+        )
+        .order_by("created_at", "id")
+    )
