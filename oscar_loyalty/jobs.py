@@ -180,25 +180,43 @@ def _expire_batch(lots, now):
 
 @transaction.atomic
 def release_stale_holds(*, now=None):
-    """Release every hold past its timeout, set-based; returns how many."""
+    """Release every hold past its timeout, set-based; returns how many.
+
+    A hold whose basket is frozen (the shopper is paying, perhaps on a payment
+    provider's site) is kept for up to :data:`FROZEN_BASKET_GRACE`, so the order
+    placed on their return still has its points. The holds are chosen once, under
+    the members' locks, and both updates work on exactly those.
+    """
     now = now or timezone.now()
-    stale = Hold.objects.filter(status=Hold.Status.ACTIVE, expires_at__lte=now)
+    Basket = get_model("basket", "Basket")
+    paying = Basket.objects.filter(pk=OuterRef("basket_id"), status=Basket.FROZEN)
+    stale = Hold.objects.filter(status=Hold.Status.ACTIVE, expires_at__lte=now).exclude(
+        Exists(paying) & Q(created_at__gt=now - FROZEN_BASKET_GRACE)
+    )
     list(
         Member.objects.select_for_update()
         .filter(pk__in=stale.values("member_id"))
         .order_by("pk")
         .values_list("pk", flat=True)
     )
+    ids = list(stale.values_list("pk", flat=True))
+    if not ids:
+        return 0
+    chosen = Hold.objects.filter(pk__in=ids, status=Hold.Status.ACTIVE)
     per_member = (
-        stale.filter(member_id=OuterRef("pk"))
+        chosen.filter(member_id=OuterRef("pk"))
         .values("member_id")
         .annotate(total=Sum("points"))
         .values("total")
     )
-    Member.objects.filter(pk__in=stale.values("member_id")).update(
+    Member.objects.filter(pk__in=chosen.values("member_id")).update(
         held=F("held") - Subquery(per_member)
     )
-    return stale.update(status=Hold.Status.RELEASED, closed_at=now)
+    return chosen.update(status=Hold.Status.RELEASED, closed_at=now)
+
+
+#: How long a frozen basket (payment under way) keeps its hold past the timeout.
+FROZEN_BASKET_GRACE = timedelta(hours=24)
 
 
 # Confirming after the return window -----------------------------------------------

@@ -23,6 +23,7 @@ from .conf import loyalty_settings
 from .middleware import may_hold_points
 from .models import Hold, Member
 from .services import orders
+from .services.holds import release_hold
 from .services.members import get_or_create_member
 
 logger = logging.getLogger(__name__)
@@ -38,6 +39,20 @@ def award_points_for_order(sender, order, user=None, **kwargs):
             orders.award_order(order)
     except Exception:
         logger.exception("Could not award points for order %s", order.number)
+    if order.basket_id and order.user_id:
+        # Points applied to this basket but not used by the order (applied on
+        # another device, so hidden from this session): back to the member now.
+        try:
+            # The plain read first: most orders have no hold left, and a savepoint
+            # for them would cost two more statements per order.
+            hold = Hold.objects.filter(
+                basket_id=order.basket_id, status=Hold.Status.ACTIVE
+            ).first()
+            if hold is not None:
+                with transaction.atomic():
+                    release_hold(hold=hold)
+        except Exception:
+            logger.exception("Could not release the hold of basket %s", order.basket_id)
 
 
 @receiver(order_status_changed, dispatch_uid="oscar_loyalty.order_status_changed")

@@ -14,9 +14,12 @@ form sends is only a wish.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_class, get_classes, get_model
 
@@ -165,19 +168,37 @@ def basket_hold_points(basket):
         return cached
     points = 0
     if basket.id and basket.owner_id and may_hold_points(basket):
-        points = (
+        found = (
             Hold.objects.filter(
                 basket_id=basket.id,
                 status=Hold.Status.ACTIVE,
                 member__user_id=basket.owner_id,
             )
-            .values_list("points", flat=True)
+            .values_list("pk", "points", "expires_at")
             .first()
-        ) or 0
-        if not points:  # the session's note is out of date (e.g. a timed-out hold)
+        )
+        if found is None:  # the session's note is out of date (a timed-out hold)
             forget_points(session_for(basket))
+        else:
+            hold_id, points, expires_at = found
+            _keep_alive(hold_id, expires_at)
     basket._loyalty_hold_points = points
     return points
+
+
+def _keep_alive(hold_id, expires_at):
+    """Push a hold's timeout back while its shopper is still at the checkout.
+
+    The timeout frees points a shopper walked away from; a shopper still moving
+    through the checkout keeps them. At most one UPDATE per half timeout, guarded
+    by the status, so a hold released meanwhile stays released.
+    """
+    timeout = timedelta(minutes=loyalty_settings.HOLD_TIMEOUT_MINUTES)
+    now = timezone.now()
+    if expires_at - now < timeout / 2:
+        Hold.objects.filter(pk=hold_id, status=Hold.Status.ACTIVE).update(
+            expires_at=now + timeout
+        )
 
 
 def payable_amount(benefit, basket, offer):
@@ -248,8 +269,13 @@ def capture_for_order(basket, order, application):
     if not points:
         policy = Policy.current()
         points = policy.to_step(application["discount"] / policy.point_value)
-    if points <= 0 or not order.user_id:
+    if points <= 0:
         return ""
+    if not order.user_id or order.user_id != basket.owner_id:
+        # Only the basket's owner can pay with the points held for it.
+        raise UnableToPlaceOrder(
+            str(_("Points can only pay for an order of the member who applied them."))
+        )
     try:
         capture_basket(
             user_id=order.user_id,
@@ -262,6 +288,7 @@ def capture_for_order(basket, order, application):
     return str(_("%(points)s points redeemed") % {"points": points})
 
 
+@transaction.atomic
 def refit_basket_hold(basket_id):
     """After a basket changed: give back at once what its discount no longer uses.
 
@@ -269,10 +296,18 @@ def refit_basket_hold(basket_id):
     points its discount can still use (worked out by the offer itself, with the
     owner's pricing strategy). A bigger basket keeps the hold as it is.
     """
-    from .services.holds import hold_points, release_hold
+    from .services.holds import hold_points, lock_basket, release_hold
+    from .services.ledger import lock_member
 
+    hold = Hold.objects.filter(basket_id=basket_id, status=Hold.Status.ACTIVE).first()
+    if hold is None:
+        return None
+    # In hold_points' order (basket, then member): nothing can apply, capture or
+    # release this basket's points until the decision below is written.
+    lock_basket(basket_id)
+    lock_member(hold.member_id)
     hold = (
-        Hold.objects.filter(basket_id=basket_id, status=Hold.Status.ACTIVE)
+        Hold.objects.filter(pk=hold.pk, status=Hold.Status.ACTIVE)
         .select_related("member__user")
         .first()
     )
@@ -329,9 +364,16 @@ def ensure_points_offer():
     benefit = PointsRedemptionBenefit.objects.filter(
         proxy_class=benefit_path
     ).first() or PointsRedemptionBenefit.objects.create(proxy_class=benefit_path)
+    name = "Points"
+    if ConditionalOffer.objects.filter(name=name).exists():
+        name = "Points (loyalty programme)"
     return ConditionalOffer.objects.create(
-        name="Points",
+        name=name,
         slug=OFFER_SLUG,
+        description=(
+            "Members pay for part of their order with their points: apply them in "
+            "the basket or at checkout."
+        ),
         offer_type=ConditionalOffer.SITE,
         status=ConditionalOffer.OPEN,
         exclusive=False,

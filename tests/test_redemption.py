@@ -562,3 +562,80 @@ def test_without_the_middleware_points_still_apply(
 
     assert response.context["basket"].total_excl_tax == Decimal("90.00")
     assert len(hold_queries(signed_in, reverse("basket:summary"))) == 1
+
+
+# -- holds stay while the shopper is at the checkout, and never outlive the order --
+
+
+@pytest.mark.django_db
+def test_a_shopper_still_at_the_checkout_keeps_the_hold_alive(
+    signed_in, member, product
+):
+    add_to_basket(signed_in, product)
+    apply(signed_in, "1000")
+    soon = timezone.now() + timedelta(minutes=2)
+    Hold.objects.update(expires_at=soon)
+
+    signed_in.get(reverse("basket:summary"))
+
+    assert Hold.objects.get().expires_at > soon + timedelta(minutes=10)
+    release_stale_holds(now=soon + timedelta(minutes=1))
+    assert balances(member) == (8000, 1000, 0)
+
+
+@pytest.mark.django_db
+def test_a_frozen_basket_keeps_its_hold_past_the_timeout_for_a_day(member):
+    basket = Basket.objects.create(owner=member.user, status=Basket.FROZEN)
+    hold_points(member=member, basket_id=basket.id, points=1000)
+    later = timezone.now() + timedelta(hours=1)
+
+    assert release_stale_holds(now=later) == 0
+    assert balances(member) == (8000, 1000, 0)
+    assert release_stale_holds(now=later + timedelta(days=1)) == 1
+    assert balances(member) == (8000, 0, 0)
+    assert find_drift() == []
+
+
+@pytest.mark.django_db
+def test_an_order_placed_without_the_points_gives_a_hidden_hold_back(
+    signed_in, member, product
+):
+    add_to_basket(signed_in, product)
+    basket = Basket.objects.get(owner=member.user)
+    # Applied on another device: this session knows nothing of it, so its pages
+    # price the basket without points and the order does not use them.
+    hold_points(member=member, basket_id=basket.id, points=1000)
+
+    assert checkout(signed_in).status_code == 302
+
+    assert Order.objects.get().total_excl_tax == Decimal("100.00")
+    assert active_holds() == []
+    assert balances(member) == (8000, 0, 100)
+
+
+@pytest.mark.django_db
+def test_points_cannot_pay_for_someone_elses_order(member):
+    basket = Basket(id=4244, owner=member.user)
+    basket._loyalty_points_used = 1000
+    stranger = Order(number="100996", user=UserFactory())
+
+    with pytest.raises(UnableToPlaceOrder):
+        capture_for_order(basket, stranger, {"discount": Decimal("10.00")})
+    assert balances(member) == (8000, 0, 0)
+
+
+@pytest.mark.django_db
+def test_the_points_offer_gets_another_name_when_points_is_taken():
+    from oscar_loyalty.redemption import ensure_points_offer, points_offer
+
+    ConditionalOffer = get_model("offer", "ConditionalOffer")
+    offer = points_offer()
+    offer.delete()
+    ConditionalOffer.objects.create(
+        name="Points",
+        offer_type=ConditionalOffer.SITE,
+        condition=offer.condition,
+        benefit=offer.benefit,
+    )
+
+    assert ensure_points_offer().name == "Points (loyalty programme)"

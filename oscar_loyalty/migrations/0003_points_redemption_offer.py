@@ -22,12 +22,17 @@ def create_offer(apps, schema_editor):
     if benefit is None:
         benefit = Benefit.objects.create(proxy_class=BENEFIT)
     if not ConditionalOffer.objects.filter(slug=OFFER_SLUG).exists():
+        # Offer names are unique: a shop may already have an offer called "Points".
+        name = "Points"
+        if ConditionalOffer.objects.filter(name=name).exists():
+            name = "Points (loyalty programme)"
         ConditionalOffer.objects.create(
-            name="Points",
+            name=name,
             slug=OFFER_SLUG,
+            # Shown to shoppers on Oscar's offers page.
             description=(
-                "Members' points applied at checkout, as money off. Created by "
-                "django-oscar-loyalty; the limits are OSCAR_LOYALTY_REDEEM_* settings."
+                "Members pay for part of their order with their points: apply them "
+                "in the basket or at checkout."
             ),
             offer_type="Site",
             status="Open",
