@@ -201,6 +201,24 @@ def _policy_errors():
                 id="oscar_loyalty.E015",
             )
         )
+    try:
+        step_value = Decimal(str(loyalty_settings.REDEEM_POINT_VALUE)) * int(
+            loyalty_settings.REDEEM_STEP
+        )
+        whole_cents = step_value == step_value.quantize(Decimal("0.01"))
+    except (InvalidOperation, TypeError, ValueError):
+        whole_cents = True  # reported above
+    if not whole_cents:
+        errors.append(
+            Error(
+                f"{PREFIX}REDEEM_STEP points at {PREFIX}REDEEM_POINT_VALUE each are "
+                f"worth {step_value}, not a whole number of cents, so shoppers would "
+                "lose a fraction of a cent on every redemption.",
+                hint="Choose a step and a point value whose product has at most two "
+                'decimals, such as 100 points at "0.01".',
+                id="oscar_loyalty.E016",
+            )
+        )
     after = loyalty_settings.CONFIRM_AFTER_DAYS
     if after is not None and (
         isinstance(after, bool) or not isinstance(after, int) or after <= 0

@@ -336,6 +336,8 @@ def refit_basket_hold(basket_id):
 
 #: The programme's offer, made by migration 0003 (whose class paths are public API).
 OFFER_SLUG = "loyalty-points-redemption"
+#: After every other offer, so the limits see the basket they discount.
+POINTS_OFFER_PRIORITY = -1000
 
 
 def points_offer():
@@ -377,7 +379,7 @@ def ensure_points_offer():
         offer_type=ConditionalOffer.SITE,
         status=ConditionalOffer.OPEN,
         exclusive=False,
-        priority=-1000,
+        priority=POINTS_OFFER_PRIORITY,
         max_basket_applications=1,
         condition=condition,
         benefit=benefit,

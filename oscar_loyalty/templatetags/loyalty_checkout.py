@@ -1,33 +1,34 @@
 """``{% load loyalty_checkout %}``: the points panel of the basket and checkout."""
 
-from decimal import Decimal
-
 from django import template
-from django.conf import settings
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
+from oscar.core.loading import get_model
 
 from ..conf import loyalty_settings
-from ..models import Member, Posting
-from ..redemption import MAX_POINTS, Policy, basket_hold_points
+from ..models import Member, PointsRedemptionBenefit, Posting
+from ..redemption import (
+    MAX_POINTS,
+    POINTS_OFFER_PRIORITY,
+    Policy,
+    basket_hold_points,
+    payable_amount,
+)
 from ..rules_lookup import basket_points
+
+ConditionalOffer = get_model("offer", "ConditionalOffer")
 
 register = template.Library()
 
 
 def _basket_amount(basket):
-    """What points could pay for: discountable lines after the other discounts."""
-    total = Decimal("0")
-    for line in basket.all_lines():
-        if not line.stockrecord or not line.product.is_discountable:
-            continue
-        price = (
-            line.line_price_incl_tax_incl_discounts
-            if settings.OSCAR_OFFERS_INCL_TAX
-            else line.line_price_excl_tax_incl_discounts
-        )
-        total += price or 0
-    return total
+    """What points could pay for now, worked out as the points offer does.
+
+    With unsaved stand-ins for the offer and its benefit (no query): lines Oscar
+    will not discount, and items an exclusive offer took, are left out.
+    """
+    offer = ConditionalOffer(exclusive=False, priority=POINTS_OFFER_PRIORITY)
+    return payable_amount(PointsRedemptionBenefit(), basket, offer)
 
 
 @register.inclusion_tag("oscar_loyalty/partials/points_panel.html", takes_context=True)
