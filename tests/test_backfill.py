@@ -70,6 +70,31 @@ def test_backfill_creates_members_and_awards_past_orders_once(shop_before_the_pl
     assert find_drift() == []
 
 
+def test_backfill_in_workers_sends_order_ranges_that_award_once(
+    shop_before_the_plugin,
+):
+    from io import StringIO
+
+    from oscar_loyalty import tasks
+
+    shopper, _done, _cancelled = shop_before_the_plugin
+    # The test settings run tasks eagerly (the embedded default), so the ranges
+    # sent to "the workers" are awarded before the command returns.
+    out = StringIO()
+
+    call_command("loyalty_backfill", "--award-orders", "--in-workers", stdout=out)
+    call_command("loyalty_backfill", "--award-orders", "--in-workers", stdout=out)
+
+    assert "Order ranges sent to the Celery workers: 1" in out.getvalue()
+    member = Member.objects.get(user=shopper)
+    assert (member.available, member.pending) == (88, 176)
+    assert tasks.backfill_ranges(chunk=1) == [
+        (pk, pk + 1)
+        for pk in range(tasks.backfill_ranges()[0][0], tasks.backfill_ranges()[0][1])
+    ]
+    assert find_drift() == []
+
+
 def test_backfill_without_award_creates_members_only(shop_before_the_plugin):
     call_command("loyalty_backfill")
 

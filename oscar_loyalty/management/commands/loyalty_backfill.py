@@ -3,14 +3,9 @@ from datetime import date, datetime, time
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
-from oscar.core.loading import get_model
 
-from ...conf import loyalty_settings
-from ...models import Member
-from ...services import orders
+from ... import tasks
 from ...services.members import create_missing_members
-
-Order = get_model("order", "Order")
 
 
 class Command(BaseCommand):
@@ -27,28 +22,42 @@ class Command(BaseCommand):
             help="Also award points for past orders (confirmed ones become spendable).",
         )
         parser.add_argument(
+            "--in-workers",
+            action="store_true",
+            help="Send the orders to the Celery workers in ranges of order ids "
+            "instead of awarding them here (for shops with millions of orders).",
+        )
+        parser.add_argument(
             "--since",
             help="Only orders placed on or after this date (YYYY-MM-DD).",
         )
 
-    def handle(self, *args, award_orders=False, since=None, **options):
+    def handle(
+        self, *args, award_orders=False, since=None, in_workers=False, **options
+    ):
         users = get_user_model().objects.filter(is_active=True)
         created = create_missing_members(users)
         self.stdout.write(f"Member accounts created: {created}")
         if not award_orders:
             return
-        placed = Order.objects.filter(user__isnull=False).exclude(
-            status__in=loyalty_settings.REVERSE_STATUSES
-        )
+        since_at = None
         if since:
             try:
                 day = date.fromisoformat(since)
             except ValueError:
                 raise CommandError("--since takes a date as YYYY-MM-DD.") from None
-            placed = placed.filter(
-                date_placed__gte=timezone.make_aware(datetime.combine(day, time.min))
+            since_at = timezone.make_aware(datetime.combine(day, time.min))
+        since_text = since_at.isoformat() if since_at else None
+        ranges = tasks.backfill_ranges(since_at)
+        if in_workers:
+            for start, end in ranges:
+                tasks.award_orders_range.delay(start, end, since_text)
+            self.stdout.write(
+                f"Order ranges sent to the Celery workers: {len(ranges)} "
+                f"({tasks.BACKFILL_CHUNK} order ids each)"
             )
+            return
         awarded = 0
-        for order in placed.select_related("user").order_by("pk").iterator(2000):
-            awarded += orders.award_order(order, channel=Member.Channel.BACKFILL) or 0
+        for start, end in ranges:
+            awarded += tasks.award_orders_range(start, end, since_text)
         self.stdout.write(f"Points awarded: {awarded}")
