@@ -232,3 +232,42 @@ def test_staff_find_a_member_and_add_points_with_a_reason(page):
     posting = Posting.objects.get(member=member, kind=Posting.Kind.ADJUST)
     assert (posting.actor_id, posting.reason) == (staff.pk, "Parcel arrived damaged")
     assert Member.objects.get(pk=member.pk).available == 250
+
+
+def test_the_owner_sets_double_points_and_the_product_page_shows_them(page):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import EarnRule
+
+    home_page(title="Lotus & Co.")
+    product = ProductFactory(title="Tieguanyin", stockrecord__price=60)
+    teas = get_model("offer", "Range").objects.create(name="Oolong teas")
+    teas.add_product(product)
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=["view_earnrule", "add_earnrule", "change_earnrule"],
+        )
+    )
+
+    page.goto(reverse("loyalty_dashboard:loyalty-earnrule-create"))
+    page.fill("#id_username", owner.email)
+    page.fill("#id_password", PASSWORD)
+    page.locator("#dashboard_login_form input[type=submit]").click()
+    form = page.locator("#loyalty-earn-rule-form")
+    form.locator("#id_name").fill("Double points on oolong")
+    form.locator("#id_range").select_option(label="Oolong teas")
+    form.locator("#id_multiplier").fill("2")
+    form.locator("button[type=submit]").click()
+
+    expect(page.locator("#loyalty-earn-rules")).to_contain_text(
+        "Double points on oolong"
+    )
+    assert EarnRule.objects.get().version == 1
+
+    page.goto(product.get_absolute_url())
+    points = page.locator(".loyalty-product-points")
+    expect(points).to_contain_text("120 points")
+    expect(points.locator(".loyalty-multiplier")).to_contain_text("×2")
