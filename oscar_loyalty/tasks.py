@@ -25,6 +25,21 @@ CONFIRM_CHUNK = 50_000
 REMINDER_CHUNK = 10_000
 
 
+def id_ranges(queryset, field, chunk):
+    """[start, end) ranges of ``field`` covering ``queryset``, ``chunk`` ids each.
+
+    One aggregate query; ranges between the smallest and largest id, so a chunk
+    may hold fewer rows than ``chunk`` where ids have gaps, never more.
+    """
+    bounds = queryset.aggregate(low=Min(field), high=Max(field))
+    if bounds["low"] is None:
+        return []
+    return [
+        (start, min(start + chunk, bounds["high"] + 1))
+        for start in range(bounds["low"], bounds["high"] + 1, chunk)
+    ]
+
+
 @shared_task(name="oscar_loyalty.expire_points")
 def expire_points(now=None):
     """Fan the due lots out by id range, one task per chunk (never one per member)."""
@@ -32,14 +47,10 @@ def expire_points(now=None):
     due = Lot.objects.filter(
         status=Lot.Status.ACTIVE, remaining__gt=0, expires_at__lte=now
     )
-    bounds = due.aggregate(low=Min("id"), high=Max("id"))
-    if bounds["low"] is None:
-        return 0
-    chunks = 0
-    for start in range(bounds["low"], bounds["high"] + 1, EXPIRY_CHUNK):
-        expire_points_chunk.delay(start, start + EXPIRY_CHUNK, now.isoformat())
-        chunks += 1
-    return chunks
+    ranges = id_ranges(due, "id", EXPIRY_CHUNK)
+    for start, end in ranges:
+        expire_points_chunk.delay(start, end, now.isoformat())
+    return len(ranges)
 
 
 @shared_task(name="oscar_loyalty.expire_points_chunk")
@@ -58,16 +69,10 @@ def confirm_returned_points(now=None):
     due = jobs.returned_lots_due(now)
     if due is None:
         return 0
-    bounds = due.aggregate(low=Min("id"), high=Max("id"))
-    if bounds["low"] is None:
-        return 0
-    chunks = 0
-    for start in range(bounds["low"], bounds["high"] + 1, CONFIRM_CHUNK):
-        confirm_returned_points_chunk.delay(
-            start, start + CONFIRM_CHUNK, now.isoformat()
-        )
-        chunks += 1
-    return chunks
+    ranges = id_ranges(due, "id", CONFIRM_CHUNK)
+    for start, end in ranges:
+        confirm_returned_points_chunk.delay(start, end, now.isoformat())
+    return len(ranges)
 
 
 @shared_task(name="oscar_loyalty.confirm_returned_points_chunk")
@@ -88,16 +93,10 @@ def remind_expiring_points(now=None):
     due = jobs.reminders_due(now)
     if due is None:
         return 0
-    bounds = due.aggregate(low=Min("member_id"), high=Max("member_id"))
-    if bounds["low"] is None:
-        return 0
-    chunks = 0
-    for start in range(bounds["low"], bounds["high"] + 1, REMINDER_CHUNK):
-        remind_expiring_points_chunk.delay(
-            start, start + REMINDER_CHUNK, now.isoformat()
-        )
-        chunks += 1
-    return chunks
+    ranges = id_ranges(due, "member_id", REMINDER_CHUNK)
+    for start, end in ranges:
+        remind_expiring_points_chunk.delay(start, end, now.isoformat())
+    return len(ranges)
 
 
 @shared_task(name="oscar_loyalty.remind_expiring_points_chunk")
@@ -202,10 +201,4 @@ def award_orders_range(start_id, end_id, since=None):
 
 def backfill_ranges(since=None, chunk=BACKFILL_CHUNK):
     """[start, end) order-id ranges covering the backfill's orders."""
-    bounds = backfill_orders(since).aggregate(low=Min("pk"), high=Max("pk"))
-    if bounds["low"] is None:
-        return []
-    return [
-        (start, min(start + chunk, bounds["high"] + 1))
-        for start in range(bounds["low"], bounds["high"] + 1, chunk)
-    ]
+    return id_ranges(backfill_orders(since), "pk", chunk)

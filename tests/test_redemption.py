@@ -95,6 +95,21 @@ def messages_of(response):
     return [str(m) for m in response.context["messages"]]
 
 
+def change_line(client, line, *, quantity, delete=False):
+    """Change one basket line through Oscar's basket page formset."""
+    data = {
+        "form-TOTAL_FORMS": "1",
+        "form-INITIAL_FORMS": "1",
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "form-0-id": line.id,
+        "form-0-quantity": str(quantity),
+    }
+    if delete:
+        data["form-0-DELETE"] = "on"
+    return client.post(reverse("basket:summary"), data)
+
+
 def checkout(client):
     response = client.post(
         reverse("checkout:shipping-address"), SHIPPING_ADDRESS, follow=True
@@ -426,17 +441,7 @@ def test_a_smaller_basket_gives_back_the_points_it_no_longer_takes(
     line = basket.all_lines()[0]
 
     with django_capture_on_commit_callbacks(execute=True):
-        signed_in.post(
-            reverse("basket:summary"),
-            {
-                "form-TOTAL_FORMS": "1",
-                "form-INITIAL_FORMS": "1",
-                "form-MIN_NUM_FORMS": "0",
-                "form-MAX_NUM_FORMS": "1000",
-                "form-0-id": line.id,
-                "form-0-quantity": "1",
-            },
-        )
+        change_line(signed_in, line, quantity=1)
 
     assert Basket.objects.get(pk=basket.pk).all_lines()[0].quantity == 1
     assert balances(member) == (8000, 5000, 0)
@@ -453,18 +458,7 @@ def test_an_emptied_basket_gives_all_its_points_back(
     line = basket.all_lines()[0]
 
     with django_capture_on_commit_callbacks(execute=True):
-        signed_in.post(
-            reverse("basket:summary"),
-            {
-                "form-TOTAL_FORMS": "1",
-                "form-INITIAL_FORMS": "1",
-                "form-MIN_NUM_FORMS": "0",
-                "form-MAX_NUM_FORMS": "1000",
-                "form-0-id": line.id,
-                "form-0-quantity": "1",
-                "form-0-DELETE": "on",
-            },
-        )
+        change_line(signed_in, line, quantity=1, delete=True)
 
     assert Basket.objects.get(pk=basket.pk).is_empty
     assert balances(member) == (8000, 0, 0)

@@ -127,7 +127,15 @@ def capture_hold(*, hold, order_number, now=None):
     hold = Hold.objects.get(pk=hold.pk)
     if hold.status != Hold.Status.ACTIVE:
         raise HoldNotActive()
-    now = now or timezone.now()
+    return _redeem(member, hold, hold.points, key, order_number, now or timezone.now())
+
+
+def _redeem(member, hold, points, key, order_number, now):
+    """Debit ``points`` (locked ``member``, checked) and close ``hold`` if any.
+
+    The hold's points all leave ``held``: what the order did not use is the
+    member's to spend again.
+    """
     posting = new_posting(
         member,
         key=key,
@@ -135,14 +143,15 @@ def capture_hold(*, hold, order_number, now=None):
         created_at=now,
         order_number=order_number,
     )
-    taken = consume_fifo(member, posting, hold.points)
-    if taken != hold.points:
+    taken = consume_fifo(member, posting, points)
+    if taken != points:
         # held <= available is a database constraint, so this means drift: refuse
         # (rolling the order back) rather than sell points the lots do not have.
-        raise LedgerDrift(member=member.number, held=hold.points, found=taken)
-    _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
-    member.held -= hold.points
-    member.available -= hold.points
+        raise LedgerDrift(member=member.number, held=points, found=taken)
+    if hold is not None:
+        _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
+        member.held -= hold.points
+    member.available -= points
     save_balances(member)
     return posting
 
@@ -175,19 +184,4 @@ def capture_basket(*, user_id, basket_id, points, order_number, now=None):
     held = hold.points if hold is not None else 0
     if points > member.spendable + held:
         raise HoldNotActive()
-    posting = new_posting(
-        member,
-        key=key,
-        kind=Posting.Kind.REDEEM,
-        created_at=now,
-        order_number=order_number,
-    )
-    taken = consume_fifo(member, posting, points)
-    if taken != points:
-        raise LedgerDrift(member=member.number, held=points, found=taken)
-    if hold is not None:
-        _close_hold(hold, Hold.Status.CAPTURED, now, order_number)
-        member.held -= hold.points
-    member.available -= points
-    save_balances(member)
-    return posting
+    return _redeem(member, hold, points, key, order_number, now)
