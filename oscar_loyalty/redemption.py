@@ -177,13 +177,48 @@ def basket_hold_points(basket):
             .values_list("pk", "points", "expires_at")
             .first()
         )
-        if found is None:  # the session's note is out of date (a timed-out hold)
-            forget_points(session_for(basket))
+        if found is None:
+            points = _apply_again(basket)
         else:
             hold_id, points, expires_at = found
             _keep_alive(hold_id, expires_at)
     basket._loyalty_hold_points = points
     return points
+
+
+def _apply_again(basket):
+    """The shopper's session says points are applied, but the hold timed out.
+
+    The shopper came back to the checkout: hold the same points again if they are
+    still spendable, so the price they see is the price they saw; otherwise drop
+    the session's note and price the basket without points. Returns the points.
+    """
+    from .services.holds import hold_points
+
+    session = session_for(basket)
+    last = None
+    if session is not None:
+        last = (
+            Hold.objects.filter(
+                basket_id=basket.id,
+                member__user_id=basket.owner_id,
+                status=Hold.Status.RELEASED,
+            )
+            .select_related("member")
+            .order_by("-closed_at", "-id")
+            .first()
+        )
+    # Only a hold its timeout released (closed at or after its expiry); one the
+    # shopper gave up (points removed, basket emptied) stays given up.
+    if last is not None and last.closed_at and last.closed_at >= last.expires_at:
+        try:
+            return hold_points(
+                member=last.member, basket_id=basket.id, points=last.points
+            ).points
+        except LoyaltyError:
+            pass
+    forget_points(session)
+    return 0
 
 
 def _keep_alive(hold_id, expires_at):
@@ -322,6 +357,8 @@ def refit_basket_hold(basket_id):
         or basket.is_empty
     ):
         release_hold(hold=hold)
+        if basket is not None:
+            forget_points(session_for(basket))  # not to be applied again later
         return 0
     basket.strategy = Selector().strategy(user=hold.member.user)
     basket._loyalty_hold_points = hold.points
@@ -329,6 +366,7 @@ def refit_basket_hold(basket_id):
     used = getattr(basket, "_loyalty_points_used", 0)
     if used <= 0:
         release_hold(hold=hold)
+        forget_points(session_for(basket))
     elif used < hold.points:
         hold_points(member=hold.member, basket_id=basket_id, points=used)
     return used
