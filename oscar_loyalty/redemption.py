@@ -13,12 +13,13 @@ The limits are checked on the server from the basket and the balance; the number
 form sends is only a wish.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_class, get_classes, get_model
@@ -34,6 +35,8 @@ BasketDiscount, ZERO_DISCOUNT = get_classes(
 UnableToPlaceOrder = get_class("order.exceptions", "UnableToPlaceOrder")
 Applicator = get_class("offer.applicator", "Applicator")
 Selector = get_class("partner.strategy", "Selector")
+
+logger = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 #: Larger requests are refused before any arithmetic (no shop issues this many).
@@ -216,7 +219,10 @@ def _apply_again(basket):
                 member=last.member, basket_id=basket.id, points=last.points
             ).points
         except LoyaltyError:
-            pass
+            pass  # spent meanwhile: price the basket without points
+        except DatabaseError:
+            # Pricing a page must not fail on this: log, and price without points.
+            logger.exception("Could not hold points again for basket %s", basket.id)
     forget_points(session)
     return 0
 
