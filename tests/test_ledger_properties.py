@@ -336,12 +336,14 @@ class LedgerMachine(RuleBasedStateMachine):
         member_index=st.integers(0, MAX_MEMBERS - 1),
         lines=st.lists(st.integers(1, 300), min_size=1, max_size=3),
         complete=st.booleans(),
+        used=st.sampled_from([100, 50]),
     )
-    def place_order(self, with_points, hold_index, member_index, lines, complete):
+    def place_order(self, with_points, hold_index, member_index, lines, complete, used):
         """Checkout. ``with_points``: a basket holding points is checked out and its
         hold captured for its member's order (with no such basket, the member applies
-        half their points first). Each line earns a lot; ``complete`` confirms the
-        order's points at once."""
+        half their points first); the discount uses ``used`` % of the hold (the
+        basket shrank under the share limit) and the rest goes back. Each line earns
+        a lot; ``complete`` confirms the order's points at once."""
         hold = None
         if with_points:
             active = [
@@ -356,13 +358,25 @@ class LedgerMachine(RuleBasedStateMachine):
         member = self.members[hold.member] if hold else self.member_at(member_index)
         number = f"O{self.next_serial()}"
         order = self.orders[number] = ModelOrder(number=number, member=member.pk)
-        if hold is not None:
+        if hold is not None and used == 100:
             holds.capture_hold(
                 hold=Hold.objects.get(pk=hold.pk), order_number=number, now=self.now
             )
             self.close_hold(hold, Hold.Status.CAPTURED)
             order.redeemed = self.spend_fifo(member, hold.points)
             member.available -= hold.points
+        elif hold is not None:
+            points = max(hold.points * used // 100, 1)
+            holds.capture_basket(
+                user_id=self.db_member(member).user_id,
+                basket_id=hold.basket,
+                points=points,
+                order_number=number,
+                now=self.now,
+            )
+            self.close_hold(hold, Hold.Status.CAPTURED)
+            order.redeemed = self.spend_fifo(member, points)
+            member.available -= points
         for line, points in enumerate(lines, start=1):
             posting = ledger.earn(
                 member=self.db_member(member),
