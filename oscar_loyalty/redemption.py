@@ -109,6 +109,10 @@ class BasketTooSmall(RedemptionRefused):
     )
 
 
+class PointsSwitchedOff(RedemptionRefused):
+    default_message = _("Paying with points is switched off in this shop just now.")
+
+
 class GuestBasket(RedemptionRefused):
     default_message = _("Sign in to earn points and pay with them.")
 

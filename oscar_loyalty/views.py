@@ -31,6 +31,7 @@ from .redemption import (
     BelowMinimumBalance,
     EmptyBasket,
     NotAStep,
+    PointsSwitchedOff,
     Policy,
     parse_points,
 )
@@ -145,8 +146,13 @@ class ApplyPointsView(BasketPointsMixin, View):
         """
         basket.reset_offer_applications()
         basket._loyalty_hold_points = wanted
+        if hasattr(basket, "_loyalty_points_used"):
+            del basket._loyalty_points_used
         Applicator().apply(basket, request.user, request)
-        return getattr(basket, "_loyalty_points_used", 0)
+        if not hasattr(basket, "_loyalty_points_used"):
+            # The benefit never ran: the owner suspended or deleted the offer.
+            raise PointsSwitchedOff()
+        return basket._loyalty_points_used
 
 
 class RemovePointsView(BasketPointsMixin, View):

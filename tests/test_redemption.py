@@ -648,3 +648,18 @@ def test_the_points_offer_gets_another_name_when_points_is_taken():
     )
 
     assert ensure_points_offer().name == "Points (loyalty programme)"
+
+
+@pytest.mark.django_db
+def test_points_cannot_be_applied_while_the_owner_has_switched_them_off(
+    signed_in, member, product
+):
+    from oscar_loyalty.redemption import points_offer
+
+    points_offer().suspend()
+    add_to_basket(signed_in, product)
+
+    response = apply(signed_in, "1000")
+
+    assert any("switched off" in m for m in messages_of(response))
+    assert active_holds() == []
