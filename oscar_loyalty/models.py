@@ -171,6 +171,16 @@ class Lot(models.Model):
         return f"{self.points} ({self.get_status_display()})"
 
 
+class PostingQuerySet(models.QuerySet):
+    def of_order(self, number):
+        """Postings of the order ``number`` (a value or an ``OuterRef``).
+
+        Spelling out ``order_number <> ''`` lets PostgreSQL use the partial index
+        ``loyalty_posting_order`` even when the number comes from an outer query.
+        """
+        return self.filter(~Q(order_number=""), order_number=number)
+
+
 class Posting(models.Model):
     """One business event on a member's points, written once.
 
@@ -189,13 +199,16 @@ class Posting(models.Model):
         EXPIRE = "expire", _("Expired")
         ADJUST = "adjust", _("Adjusted by staff")
 
-    key = models.CharField(_("idempotency key"), max_length=200, unique=True)
+    # Unique through Meta.constraints: a plain unique index (no second index for
+    # LIKE queries, which keys never see).
+    key = models.CharField(_("idempotency key"), max_length=200)
     kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
     member = models.ForeignKey(
         Member,
         on_delete=models.PROTECT,
         related_name="postings",
         verbose_name=_("member"),
+        db_index=False,  # loyalty_history starts with the member
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now)
     order_number = models.CharField(_("order number"), max_length=128, blank=True)
@@ -208,6 +221,8 @@ class Posting(models.Model):
         help_text=_("A reversal larger than the balance takes what there is."),
     )
 
+    objects = PostingQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("points posting")
         verbose_name_plural = _("points postings")
@@ -216,9 +231,16 @@ class Posting(models.Model):
             models.Index(
                 fields=["member", "-created_at", "-id"], name="loyalty_history"
             ),
-            models.Index(fields=["order_number"], name="loyalty_posting_order"),
+            # Postings without an order (expiry, staff) are most of a big run's
+            # writes and are never looked up by order number.
+            models.Index(
+                fields=["order_number"],
+                name="loyalty_posting_order",
+                condition=~Q(order_number=""),
+            ),
         ]
         constraints = [
+            models.UniqueConstraint(fields=["key"], name="loyalty_posting_key"),
             models.CheckConstraint(
                 condition=Q(shortfall__gte=0), name="loyalty_posting_shortfall_gte_0"
             ),
@@ -235,7 +257,10 @@ class Entry(models.Model):
     """A posting's change to one lot: signed changes to available and pending."""
 
     posting = models.ForeignKey(
-        Posting, on_delete=models.PROTECT, related_name="entries"
+        Posting,
+        on_delete=models.PROTECT,
+        related_name="entries",
+        db_index=False,  # loyalty_entry_one_per_lot starts with the posting
     )
     member = models.ForeignKey(Member, on_delete=models.PROTECT, related_name="+")
     lot = models.ForeignKey(Lot, on_delete=models.PROTECT, related_name="entries")

@@ -115,9 +115,7 @@ def release_stale_holds():
 def award_missed_orders(days=3):
     """Award orders of the last ``days`` whose ``order_placed`` receiver failed."""
     Order = get_model("order", "Order")
-    earned = Posting.objects.filter(
-        order_number=OuterRef("number"), kind=Posting.Kind.EARN
-    )
+    earned = Posting.objects.of_order(OuterRef("number")).filter(kind=Posting.Kind.EARN)
     missed = (
         Order.objects.filter(
             user__isnull=False, date_placed__gte=timezone.now() - timedelta(days=days)
@@ -145,11 +143,11 @@ def follow_missed_status_changes(days=30):
         Exists(earned.filter(status=Lot.Status.PENDING)),
         status__in=loyalty_settings.CONFIRM_STATUSES,
     ).values_list("number", flat=True)
-    redeemed = Posting.objects.filter(
-        order_number=OuterRef("number"), kind=Posting.Kind.REDEEM
+    redeemed = Posting.objects.of_order(OuterRef("number")).filter(
+        kind=Posting.Kind.REDEEM
     )
-    restored = Posting.objects.filter(
-        order_number=OuterRef("number"), kind=Posting.Kind.RESTORE
+    restored = Posting.objects.of_order(OuterRef("number")).filter(
+        kind=Posting.Kind.RESTORE
     )
     unreversed = (
         recent.filter(status__in=loyalty_settings.REVERSE_STATUSES)

@@ -87,7 +87,8 @@ def loyalty_order_points(context, order):
     if user is None or not user.is_authenticated or order.user_id != user.pk:
         return []
     return list(
-        Posting.objects.filter(member__user=user, order_number=order.number)
+        Posting.objects.of_order(order.number)
+        .filter(member__user=user)
         .annotate(
             available_points=Coalesce(Sum("entries__available_change"), 0),
             pending_points=Coalesce(Sum("entries__pending_change"), 0),
