@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from .models import Entry, Hold, Lot, Member, Posting
+from .models import Entry, Hold, Lot, Member, OrderActivity, Posting, Tier, TierChange
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -27,10 +27,11 @@ class MemberAdmin(ReadOnlyAdmin):
         "held",
         "pending",
         "lifetime_earned",
+        "tier",
         "joined_at",
     ]
     search_fields = ["number", "user__email", "user__username"]
-    list_select_related = ["user"]
+    list_select_related = ["user", "tier"]
 
 
 @admin.register(Lot)
@@ -84,4 +85,49 @@ class PostingAdmin(ReadOnlyAdmin):
 class HoldAdmin(ReadOnlyAdmin):
     list_display = ["id", "member", "basket_id", "points", "status", "expires_at"]
     list_filter = ["status"]
+    list_select_related = ["member"]
+
+
+@admin.register(Tier)
+class TierAdmin(ReadOnlyAdmin):
+    list_display = [
+        "rank",
+        "name",
+        "code",
+        "threshold",
+        "points_multiplier",
+        "discount_percent",
+        "free_shipping",
+    ]
+
+
+@admin.register(TierChange)
+class TierChangeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "member",
+        "from_tier",
+        "to_tier",
+        "kind",
+        "qualifying_value",
+        "actor_name",
+        "reason",
+    ]
+    list_filter = ["kind", "to_tier"]
+    search_fields = ["member__number", "member__user__email"]
+    list_select_related = ["member", "from_tier", "to_tier"]
+
+
+@admin.register(OrderActivity)
+class OrderActivityAdmin(ReadOnlyAdmin):
+    list_display = [
+        "order_number",
+        "member",
+        "placed_at",
+        "spend",
+        "refunded",
+        "confirmed_at",
+        "cancelled_at",
+    ]
+    search_fields = ["order_number", "member__number"]
     list_select_related = ["member"]

@@ -172,6 +172,18 @@ def _policy_errors():
 
     choice("EARN_ROUNDING", tuple(earning.ROUNDINGS))
     choice("EXPIRY_ROUNDING", rules.EXPIRY_ROUNDINGS)
+    choice("TIER_BASIS", rules.TIER_BASES)
+    choice("TIER_WINDOW", rules.TIER_WINDOWS)
+    positive_whole_number("TIER_WINDOW_MONTHS")
+    grace = loyalty_settings.TIER_GRACE_DAYS
+    if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
+        errors.append(
+            Error(
+                f"{PREFIX}TIER_GRACE_DAYS must be a whole number of days, 0 or more, "
+                f"not {grace!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
     positive_whole_number("EXPIRY_MONTHS")
     positive_whole_number("HOLD_TIMEOUT_MINUTES")
     amount("EARN_RATE")

@@ -46,6 +46,17 @@ DEFAULTS = {
     "REDEEM_MAX_SHARE": "0.5",
     # ... and points are applied in multiples of this step (also the least applied).
     "REDEEM_STEP": 100,
+    # Tiers: what qualifies a member, "spend" (money, on the earning tax basis),
+    # "points" (earned from orders) or "orders" ...
+    "TIER_BASIS": "spend",
+    # ... counted over a rolling window of this many months (confirmed activity
+    # placed within it) ...
+    "TIER_WINDOW_MONTHS": 12,
+    # ... or, with "calendar_year", over the current calendar year in TIME_ZONE.
+    "TIER_WINDOW": "rolling",
+    # A review finding a member below their tier downgrades them only after this
+    # many days of grace (0: at once).
+    "TIER_GRACE_DAYS": 30,
 }
 
 

@@ -38,6 +38,14 @@ class ReasonRequired(LoyaltyError):
     default_message = _("Give a reason for this adjustment.")
 
 
+class TierReasonRequired(LoyaltyError):
+    default_message = _("Give a reason for changing this member's tier.")
+
+
+class TierProtectionInPast(LoyaltyError):
+    default_message = _("Tier protection must end in the future.")
+
+
 class LedgerDrift(LoyaltyError):
     default_message = _(
         "Your points could not be applied just now. Please try again, or contact "

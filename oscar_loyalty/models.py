@@ -51,12 +51,38 @@ class Member(models.Model):
         default=False,
         help_text=_("The member agreed to reminders before points expire."),
     )
+    tier = models.ForeignKey(
+        "oscar_loyalty.Tier",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("tier"),
+        help_text=_("Empty until the member first reaches a tier."),
+    )
+    tier_since = models.DateTimeField(_("in this tier since"), null=True, blank=True)
+    tier_protected_until = models.DateTimeField(
+        _("tier protected until"),
+        null=True,
+        blank=True,
+        help_text=_("No downgrade at a review before this date."),
+    )
+    tier_grace_until = models.DateTimeField(
+        _("downgrade grace until"),
+        null=True,
+        blank=True,
+        help_text=_(
+            "A review found the member below their tier: they keep it until this "
+            "date, and lose it at the first review after it unless they qualify again."
+        ),
+    )
 
     class Meta:
         verbose_name = _("member")
         verbose_name_plural = _("members")
         permissions = [
             ("adjust_points", _("Can add or take away a member's points")),
+            ("set_tier", _("Can set a member's tier by hand")),
         ]
         constraints = [
             models.CheckConstraint(
@@ -448,3 +474,181 @@ class PointsRedemptionBenefit(Benefit):
         from .redemption import capture_for_order
 
         return capture_for_order(basket, order, application)
+
+
+class Tier(models.Model):
+    """A level of the programme: who reaches it and what it gives.
+
+    Tiers are ranked; a member is in the highest tier whose ``threshold`` their
+    qualifying activity reaches (on the programme's basis: spend, points or orders,
+    see ``OSCAR_LOYALTY_TIER_BASIS``). A tier includes the benefits of the tiers
+    below it. Each tier has a Django group (cumulative: a Gold member is in the
+    Regular, Silver and Gold groups) that Wagtail's page privacy can restrict to.
+    """
+
+    code = models.SlugField(
+        _("code"),
+        max_length=32,
+        unique=True,
+        help_text=_("Short and permanent, e.g. gold; names the tier's group."),
+    )
+    name = models.CharField(_("name"), max_length=64)
+    rank = models.PositiveSmallIntegerField(
+        _("rank"), unique=True, help_text=_("Higher ranks are better tiers.")
+    )
+    threshold = models.DecimalField(
+        _("qualifying threshold"),
+        max_digits=14,
+        decimal_places=2,
+        default=0,
+        help_text=_(
+            "Spend, points or orders (the programme's basis) within the "
+            "qualifying window that reach this tier."
+        ),
+    )
+    points_multiplier = models.DecimalField(
+        _("points multiplier"), max_digits=5, decimal_places=2, default=1
+    )
+    discount_percent = models.DecimalField(
+        _("member discount (%)"), max_digits=5, decimal_places=2, default=0
+    )
+    free_shipping = models.BooleanField(_("free shipping"), default=False)
+    badge = models.CharField(
+        _("badge"), max_length=32, blank=True, help_text=_("A short label or emoji.")
+    )
+    colour = models.CharField(_("colour"), max_length=7, default="#6c757d")
+    description = models.TextField(_("description"), blank=True)
+    group = models.OneToOneField(
+        "auth.Group",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="loyalty_tier",
+        verbose_name=_("group"),
+    )
+
+    class Meta:
+        verbose_name = _("tier")
+        verbose_name_plural = _("tiers")
+        ordering = ["rank"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gte=0), name="loyalty_tier_threshold_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(points_multiplier__gte=0),
+                name="loyalty_tier_multiplier_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0) & Q(discount_percent__lte=100),
+                name="loyalty_tier_discount_0_100",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def group_name(self):
+        return f"loyalty:{self.code}"
+
+
+class TierChange(models.Model):
+    """One change of a member's tier, kept for staff and the member to see."""
+
+    class Kind(models.TextChoices):
+        UPGRADE = "upgrade", _("Qualified for a higher tier")
+        REVIEW = "review", _("Periodic review")
+        STAFF = "staff", _("Set by staff")
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="tier_changes",
+        verbose_name=_("member"),
+    )
+    from_tier = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("from"),
+    )
+    to_tier = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("to"),
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    qualifying_value = models.DecimalField(
+        _("qualifying activity"), max_digits=14, decimal_places=2, default=0
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    actor_id = models.BigIntegerField(_("acting user id"), null=True, blank=True)
+    actor_name = models.CharField(_("acting user"), max_length=255, blank=True)
+    protected_until = models.DateTimeField(_("protected until"), null=True, blank=True)
+    created_at = models.DateTimeField(_("changed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("tier change")
+        verbose_name_plural = _("tier changes")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["member", "-created_at", "-id"], name="loyalty_tier_history"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.member} {self.from_tier} → {self.to_tier}"
+
+
+class OrderActivity(models.Model):
+    """What an order counts towards tiers: its spend, once it is confirmed.
+
+    Written with the order's points (every order of a member, also one that earns
+    no points), confirmed when its points are (a confirm status), reduced by
+    refunds and voided by a cancel status. With a return window set, an order past
+    it counts as confirmed unless cancelled.
+    """
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("member"),
+        db_index=False,  # loyalty_activity_member starts with the member
+    )
+    order_number = models.CharField(_("order number"), max_length=128, unique=True)
+    placed_at = models.DateTimeField(_("placed"))
+    spend = models.DecimalField(_("spend"), max_digits=14, decimal_places=2)
+    refunded = models.DecimalField(
+        _("refunded"), max_digits=14, decimal_places=2, default=0
+    )
+    confirmed_at = models.DateTimeField(_("confirmed"), null=True, blank=True)
+    cancelled_at = models.DateTimeField(_("cancelled"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("order activity")
+        verbose_name_plural = _("order activity")
+        indexes = [
+            models.Index(
+                fields=["member", "placed_at"], name="loyalty_activity_member"
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(spend__gte=0)
+                & Q(refunded__gte=0)
+                & Q(refunded__lte=F("spend")),
+                name="loyalty_activity_refund_within_spend",
+            ),
+        ]
+
+    def __str__(self):
+        return self.order_number

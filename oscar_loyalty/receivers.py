@@ -21,8 +21,8 @@ from oscar.core.loading import get_model
 from . import redemption
 from .conf import loyalty_settings
 from .middleware import may_hold_points
-from .models import Hold, Member
-from .services import orders
+from .models import Hold, Member, Tier
+from .services import orders, tiers
 from .services.holds import release_hold
 from .services.members import get_or_create_member
 
@@ -78,12 +78,14 @@ def reverse_refunded_line(sender, instance, created, raw=False, **kwargs):
         return
     try:
         with transaction.atomic():
-            if instance.event.event_type.code in loyalty_settings.REFUND_EVENT_CODES:
+            codes = loyalty_settings.REFUND_EVENT_CODES
+            if instance.event.event_type.code in codes:
                 orders.refund_line(
                     event_id=instance.event_id,
                     line=instance.line,
                     quantity=instance.quantity,
                 )
+                tiers.refresh_refunds(instance.line.order, codes)
     except Exception:
         logger.exception("Could not reverse points for refund event %s", instance.pk)
 
@@ -122,3 +124,15 @@ def refit_points_to_basket(sender, instance, raw=False, **kwargs):
             logger.exception("Could not refit the points held by basket %s", basket_id)
 
     transaction.on_commit(refit)
+
+
+@receiver(post_save, sender=Tier, dispatch_uid="oscar_loyalty.tier_saved")
+def tier_saved(sender, instance, raw=False, **kwargs):
+    """A tier's group exists and, once committed, every member's groups follow the
+    tiers (a new tier or a moved rank changes who belongs in which group)."""
+    if raw:
+        return
+    tiers.ensure_group(instance)
+    from . import tasks
+
+    transaction.on_commit(tasks.resync_tier_groups.delay)

@@ -39,6 +39,25 @@ def expiry_for(confirmed_at: datetime, *, months=None, rounding=None) -> datetim
     return moment
 
 
+TIER_BASES = ("spend", "points", "orders")
+TIER_WINDOWS = ("rolling", "calendar_year")
+
+
+def tier_window_start(now: datetime, *, window=None, months=None) -> datetime:
+    """The start of the qualifying window ending ``now``.
+
+    Rolling: ``months`` calendar months before ``now``
+    (``OSCAR_LOYALTY_TIER_WINDOW_MONTHS``); calendar year: 1 January of ``now``'s
+    year, midnight in the shop's time zone.
+    """
+    window = loyalty_settings.TIER_WINDOW if window is None else window
+    if window == "calendar_year":
+        local = timezone.localtime(now, timezone.get_default_timezone())
+        return local.replace(month=1, day=1, hour=0, minute=0, second=0, microsecond=0)
+    months = loyalty_settings.TIER_WINDOW_MONTHS if months is None else months
+    return add_months(now, -months)
+
+
 def validate_points(value) -> int:
     """``value`` as a positive integer number of points, or ``ValueError``.
 

@@ -15,7 +15,7 @@ from oscar.core.loading import get_model
 from . import jobs
 from .conf import loyalty_settings
 from .models import Lot, Member, Posting
-from .services import ledger, orders
+from .services import orders
 
 #: Lot ids per expiry task: large enough to be set-based, small enough to retry.
 EXPIRY_CHUNK = 50_000
@@ -159,7 +159,7 @@ def follow_missed_status_changes(days=30):
     )
     fixed = 0
     for number in unconfirmed.iterator(500):
-        ledger.confirm_order(order_number=number)
+        orders.confirm_order(order_number=number)
         fixed += 1
     for number in unreversed.iterator(500):
         orders.cancel_order(order_number=number)
@@ -200,3 +200,32 @@ def award_orders_range(start_id, end_id, since=None):
 def backfill_ranges(since=None, chunk=BACKFILL_CHUNK):
     """[start, end) order-id ranges covering the backfill's orders."""
     return id_ranges(backfill_orders(since), "pk", chunk)
+
+
+@shared_task(name="oscar_loyalty.resync_tier_groups")
+def resync_tier_groups():
+    from .services import tiers
+
+    tiers.resync_all_groups()
+
+
+#: Members per tier-review task.
+TIER_REVIEW_CHUNK = 50_000
+
+
+@shared_task(name="oscar_loyalty.review_tiers")
+def review_tiers(now=None):
+    """The periodic tier review: fans out over member-id ranges; returns the chunks."""
+    now = now or timezone.now().isoformat()
+    ranges = id_ranges(Member.objects.all(), "id", TIER_REVIEW_CHUNK)
+    for start, end in ranges:
+        review_tiers_chunk.delay(now, start, end)
+    return len(ranges)
+
+
+@shared_task(name="oscar_loyalty.review_tiers_chunk")
+def review_tiers_chunk(now, start_id, end_id):
+    from .services import tiers
+
+    result = tiers.review(now=parse_datetime(now), start_id=start_id, end_id=end_id)
+    return result.as_tuple()

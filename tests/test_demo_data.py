@@ -214,3 +214,27 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
         expires_at__lte=timezone.now() + timedelta(days=30),
     )
     assert list(soon.values_list("remaining", flat=True)) == [300]
+
+
+def test_the_demo_orders_place_shoppers_in_tiers_and_their_groups():
+    from oscar_loyalty.models import Member, Tier, TierChange
+
+    load(quiet=True)
+
+    assert list(Tier.objects.values_list("name", flat=True)) == [
+        "Regular",
+        "Silver",
+        "Gold",
+        "Diamond",
+    ]
+    tiers = dict(Member.objects.values_list("user__username", "tier__code"))
+    assert tiers["mei"] == "gold"
+    assert tiers["wei"] == "silver"
+    assert tiers["li"] == "regular"
+    mei = get_user_model().objects.get(username="mei")
+    assert set(
+        mei.groups.filter(name__startswith="loyalty:").values_list("name", flat=True)
+    ) == {"loyalty:regular", "loyalty:silver", "loyalty:gold"}
+    # Mei went up twice as her orders were confirmed, never by hand.
+    kinds = TierChange.objects.filter(member__user=mei).values_list("kind", flat=True)
+    assert list(kinds) == [TierChange.Kind.UPGRADE, TierChange.Kind.UPGRADE]

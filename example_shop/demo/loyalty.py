@@ -1,9 +1,10 @@
-"""The loyalty programme's own demo data: a points multiplier and members' consent.
+"""The loyalty programme's own demo data: tiers, a points multiplier and consent.
 
 Loaded before the orders, so demo orders earn as real ones would under the same
 rules: oolong and black teas earn double points (an Oscar range over that
-category, as an owner would set it up in the dashboard). Three shoppers agreed to
-expiry reminders; the others show a member who did not.
+category, as an owner would set it up in the dashboard), and confirmed orders move
+shoppers up the four tiers (spend over a rolling 12 months, the default basis).
+Three shoppers agreed to expiry reminders; the others show a member who did not.
 """
 
 from datetime import timedelta
@@ -14,7 +15,7 @@ from django.utils import timezone
 from oscar.core.loading import get_model
 
 from oscar_loyalty import jobs
-from oscar_loyalty.models import EarnRule, Member, Posting
+from oscar_loyalty.models import EarnRule, Member, Posting, Tier
 from oscar_loyalty.services import ledger
 from oscar_loyalty.services.members import get_or_create_member
 
@@ -25,10 +26,56 @@ RANGE_NAME = "Oolong & black tea"
 RULE_NAME = "Double points on oolong & black tea"
 CONSENTING = ("mei", "wei", "li")
 
+#: code, name, rank, threshold (CNY spent in 12 months), points multiplier,
+#: member discount %, free shipping, badge, colour, description.
+TIERS = (
+    ("regular", "Regular", 0, "0", "1", "0", False, "🌱", "#6c757d",
+     "Every member: points on every order."),
+    ("silver", "Silver", 1, "1000", "1.25", "5", False, "🥈", "#8a9bb0",
+     "25% more points and 5% off."),
+    ("gold", "Gold", 2, "5000", "1.5", "8", True, "🥇", "#c9a227",
+     "Half as many points again, 8% off and free shipping."),
+    ("diamond", "Diamond", 3, "10000", "2", "10", True, "💎", "#3b7dd8",
+     "Double points, 10% off and free shipping."),
+)  # fmt: skip
+
+
+def load_tiers(report):
+    for (
+        code,
+        name,
+        rank,
+        threshold,
+        multiplier,
+        discount,
+        free,
+        badge,
+        colour,
+        text,
+    ) in TIERS:
+        values = {
+            "name": name,
+            "rank": rank,
+            "threshold": Decimal(threshold),
+            "points_multiplier": Decimal(multiplier),
+            "discount_percent": Decimal(discount),
+            "free_shipping": free,
+            "badge": badge,
+            "colour": colour,
+            "description": text,
+        }
+        tier = Tier.objects.filter(code=code).first()
+        if tier is None:
+            Tier.objects.create(code=code, **values)
+            report.created("tiers", name)
+        else:
+            report.reused("tiers", name)
+
 
 def load_loyalty(report, shoppers):
     """Create the double-points rule and the shoppers' member accounts."""
     report.start("Loyalty")
+    load_tiers(report)
     points_range = Range.objects.filter(name=RANGE_NAME).first()
     if points_range is None:
         points_range = Range.objects.create(name=RANGE_NAME, is_public=True)

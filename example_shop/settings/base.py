@@ -300,6 +300,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.confirm_returned_points",
         "schedule": crontab(minute=45),
     },
+    # Daily, at night: tier downgrades (after grace) and catch-up upgrades.
+    "loyalty-review-tiers": {
+        "task": "oscar_loyalty.review_tiers",
+        "schedule": crontab(hour=3, minute=15),
+    },
     # Daily, in the morning of CELERY_TIMEZONE: the windows are counted in days.
     "loyalty-remind-expiring-points": {
         "task": "oscar_loyalty.remind_expiring_points",

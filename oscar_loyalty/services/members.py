@@ -3,6 +3,7 @@
 import secrets
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from ..models import Member
 
@@ -27,9 +28,11 @@ def get_or_create_member(user, *, channel=Member.Channel.WEB):
     for _attempt in range(5):
         try:
             with transaction.atomic():
-                return Member.objects.create(
+                member = Member.objects.create(
                     user=user, number=new_member_number(), channel=channel
                 )
+                join_entry_tier([member.pk])
+                return member
         except IntegrityError:
             existing = Member.objects.filter(user=user).first()
             if existing is not None:
@@ -58,8 +61,27 @@ def create_missing_members(users, *, channel=Member.Channel.BACKFILL, batch_size
                 ignore_conflicts=True,
             )
             created += Member.objects.filter(user_id__in=ids, channel=channel).count()
+            join_entry_tier(
+                Member.objects.filter(user_id__in=ids, tier__isnull=True).values_list(
+                    "pk", flat=True
+                )
+            )
             last = ids[-1]
             ids = list(
                 missing.filter(pk__gt=last).values_list("pk", flat=True)[:batch_size]
             )
     return created
+
+
+def join_entry_tier(member_ids):
+    """New members start in the entry tier (the lowest, if it asks for nothing)."""
+    from . import tiers
+
+    entry = tiers.entry_tier()
+    member_ids = list(member_ids)
+    if entry is None or not member_ids:
+        return
+    members = Member.objects.filter(pk__in=member_ids, tier__isnull=True)
+    user_ids = list(members.values_list("user_id", flat=True))
+    members.update(tier=entry, tier_since=timezone.now())
+    tiers.sync_groups([(user_id, entry) for user_id in user_ids])

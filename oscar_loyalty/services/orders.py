@@ -14,7 +14,7 @@ from django.utils import timezone
 from .. import earning, rules_lookup
 from ..conf import loyalty_settings
 from ..models import Lot, Member
-from . import ledger
+from . import ledger, tiers
 from .members import get_or_create_member
 
 
@@ -54,24 +54,42 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
         includes_tax=includes_tax,
         rules=rules_lookup.rules_of(order_lines, rules, product_field="product"),
     )
-    if not results:
-        return 0
     now = now or order.date_placed or timezone.now()
+    activity = tiers.order_spend(order_lines)
     earned = earn_lines(
-        user_id=order.user_id, order_number=order.number, lines=results, now=now
+        user_id=order.user_id,
+        order_number=order.number,
+        lines=results,
+        now=now,
+        placed_at=placed,
+        spend=activity,
     )
     if earned is None:  # the customer's first order since the plugin was installed
         get_or_create_member(order.user, channel=channel)
         earned = earn_lines(
-            user_id=order.user_id, order_number=order.number, lines=results, now=now
+            user_id=order.user_id,
+            order_number=order.number,
+            lines=results,
+            now=now,
+            placed_at=placed,
+            spend=activity,
         )
     if order.status in loyalty_settings.CONFIRM_STATUSES:
-        ledger.confirm_order(order_number=order.number)
+        confirm_order(order_number=order.number)
     return earned
 
 
 @transaction.atomic(savepoint=False)
-def earn_lines(*, order_number, lines, now, member=None, user_id=None):
+def earn_lines(
+    *,
+    order_number,
+    lines,
+    now,
+    member=None,
+    user_id=None,
+    placed_at=None,
+    spend=None,
+):
     """Bulk :func:`ledger.earn` for an order's lines: one posting and lot per line.
 
     Atomic without a savepoint of its own: inside a caller's transaction (the
@@ -79,7 +97,8 @@ def earn_lines(*, order_number, lines, now, member=None, user_id=None):
     caller's block, and the checkout saves two statements.
 
     The member is given, or found by ``user_id`` (None is returned when that user
-    has no member account yet). Returns the points credited.
+    has no member account yet). With ``spend``, the order's activity towards tiers
+    is recorded too (placed at ``placed_at``). Returns the points credited.
     """
     locked = Member.objects.select_for_update()
     if member is not None:
@@ -98,13 +117,29 @@ def earn_lines(*, order_number, lines, now, member=None, user_id=None):
         )
         for line in lines
     ]
+    if spend is not None:
+        tiers.record_order(
+            member_id=member.pk,
+            order_number=order_number,
+            placed_at=placed_at or now,
+            spend=spend,
+        )
+    if not earnings:
+        return 0
     return ledger.write_earnings(member, earnings, order_number=order_number, now=now)
+
+
+def confirm_order(*, order_number, now=None):
+    """Confirm the order's points and its activity towards tiers (maybe upgrading)."""
+    postings = ledger.confirm_order(order_number=order_number, now=now)
+    tiers.confirm_order(order_number=order_number, now=now)
+    return postings
 
 
 def order_status_changed(order, new_status, *, now=None):
     """Confirm or reverse the order's points when it reaches the owner's statuses."""
     if new_status in loyalty_settings.CONFIRM_STATUSES:
-        return ledger.confirm_order(order_number=order.number, now=now)
+        return confirm_order(order_number=order.number, now=now)
     if new_status in loyalty_settings.REVERSE_STATUSES:
         return cancel_order(order_number=order.number, now=now)
     return []
@@ -118,6 +153,7 @@ def cancel_order(*, order_number, now=None):
     earnings are taken back, so the result is as if the order never happened.
     """
     postings = []
+    tiers.cancel_order(order_number=order_number, now=now)
     restored = ledger.restore_redemption(order_number=order_number, now=now)
     if restored is not None:
         postings.append(restored)

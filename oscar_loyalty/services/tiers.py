@@ -1,0 +1,545 @@
+"""Tiers: qualifying activity, upgrades, the periodic review and staff changes.
+
+A member's tier is the highest whose threshold their *qualifying value* reaches:
+confirmed activity placed within the qualifying window, measured on the
+programme's basis (``OSCAR_LOYALTY_TIER_BASIS``):
+
+* ``spend``: the orders' spend after discounts and refunds (:class:`OrderActivity`);
+* ``orders``: how many of those orders were not refunded in full;
+* ``points``: the points those orders earned, less what was reversed.
+
+Upgrades happen as soon as an order is confirmed; downgrades only at the periodic
+review (:func:`review`), after a grace period and never while the member's tier is
+protected. Every change is a :class:`TierChange` row, mirrors the tier into the
+tier groups (cumulative) and sends :data:`~oscar_loyalty.signals.tier_changed`
+after commit.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.db import transaction
+from django.db.models import Count, F, Q, Sum
+from django.utils import timezone
+
+from .. import rules
+from ..conf import loyalty_settings
+from ..exceptions import TierProtectionInPast, TierReasonRequired
+from ..models import Lot, Member, OrderActivity, Tier, TierChange
+from ..signals import tier_changed
+from .ledger import SYSTEM, lock_member
+
+ZERO = Decimal(0)
+
+
+# Qualifying activity ---------------------------------------------------------------
+
+
+def counted_activity(now):
+    """Order activity that counts towards tiers at ``now``.
+
+    Placed within the window, not cancelled, and confirmed: by a confirm status,
+    or (with a return window set) by the window having passed.
+    """
+    confirmed = Q(confirmed_at__isnull=False)
+    after = loyalty_settings.CONFIRM_AFTER_DAYS
+    if after:
+        confirmed |= Q(placed_at__lte=now - timedelta(days=after))
+    return OrderActivity.objects.filter(
+        confirmed,
+        cancelled_at__isnull=True,
+        placed_at__gte=rules.tier_window_start(now),
+        placed_at__lte=now,
+    )
+
+
+def counted_points(now):
+    """Earned lots whose points count on the ``points`` basis at ``now``."""
+    return Lot.objects.filter(
+        source=Lot.Source.EARN,
+        confirmed_at__isnull=False,
+        created_at__gte=rules.tier_window_start(now),
+        created_at__lte=now,
+    )
+
+
+def qualifying_values(members, *, now):
+    """{member id: qualifying value} for a member queryset, in one query.
+
+    Members with no counted activity are absent (their value is 0).
+    """
+    basis = loyalty_settings.TIER_BASIS
+    if basis == "points":
+        rows = (
+            counted_points(now)
+            .filter(member__in=members)
+            .values("member_id")
+            .order_by()
+            .annotate(value=Sum(F("points") - F("reversed")))
+        )
+    elif basis == "orders":
+        rows = (
+            counted_activity(now)
+            .filter(member__in=members, spend__gt=F("refunded"))
+            .values("member_id")
+            .order_by()
+            .annotate(value=Count("id"))
+        )
+    else:
+        rows = (
+            counted_activity(now)
+            .filter(member__in=members)
+            .values("member_id")
+            .order_by()
+            .annotate(value=Sum(F("spend") - F("refunded")))
+        )
+    return {row["member_id"]: Decimal(row["value"] or 0) for row in rows}
+
+
+def qualifying_value(member, *, now=None):
+    now = now or timezone.now()
+    members = Member.objects.filter(pk=member.pk)
+    return qualifying_values(members, now=now).get(member.pk, ZERO)
+
+
+def all_tiers():
+    return list(Tier.objects.order_by("rank"))
+
+
+def tier_for(value, tiers):
+    """The highest of ``tiers`` (ranked ascending) whose threshold ``value`` reaches."""
+    reached = None
+    for tier in tiers:
+        if value >= tier.threshold:
+            reached = tier
+    return reached
+
+
+def rank_of(tier):
+    return -1 if tier is None else tier.rank
+
+
+def entry_tier(tiers=None):
+    """The tier every member starts in: the lowest, if it asks for nothing."""
+    tiers = all_tiers() if tiers is None else tiers
+    if tiers and tiers[0].threshold <= 0:
+        return tiers[0]
+    return None
+
+
+@dataclass(frozen=True)
+class Progress:
+    """Where a member stands: their tier, the next one and what it takes."""
+
+    tier: Tier | None
+    value: Decimal
+    next_tier: Tier | None
+    needed: Decimal
+    basis: str
+    window_start: object
+    window_end: object  # the calendar year's end; None for a rolling window
+
+
+def progress(member, *, now=None):
+    now = now or timezone.now()
+    tiers = all_tiers()
+    value = qualifying_value(member, now=now)
+    current = member.tier or entry_tier(tiers)
+    higher = [tier for tier in tiers if tier.rank > rank_of(current)]
+    next_tier = higher[0] if higher else None
+    needed = max(next_tier.threshold - value, ZERO) if next_tier else ZERO
+    window_end = None
+    if loyalty_settings.TIER_WINDOW == "calendar_year":
+        start = rules.tier_window_start(now)
+        window_end = start.replace(year=start.year + 1) - timedelta(microseconds=1)
+    return Progress(
+        tier=current,
+        value=value,
+        next_tier=next_tier,
+        needed=needed,
+        basis=loyalty_settings.TIER_BASIS,
+        window_start=rules.tier_window_start(now),
+        window_end=window_end,
+    )
+
+
+# Changing a tier -------------------------------------------------------------------
+
+
+def _change(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
+    """Move a locked member to ``to_tier`` and record it; None if already there."""
+    if member.tier_id == (to_tier.pk if to_tier else None):
+        return None
+    change = TierChange(
+        member=member,
+        from_tier_id=member.tier_id,
+        to_tier=to_tier,
+        kind=kind,
+        qualifying_value=value,
+        reason=reason[:255],
+        actor_id=actor.id,
+        actor_name=actor.name[:255],
+        protected_until=member.tier_protected_until,
+        created_at=now,
+    )
+    member.tier = to_tier
+    member.tier_since = now
+    member.tier_grace_until = None
+    return change
+
+
+def _after_commit(member_changes):
+    """Mirror the changes into the groups, then announce them once committed."""
+    if not member_changes:
+        return
+    sync_groups([(member.user_id, change.to_tier) for member, change in member_changes])
+    tiers = {tier.pk: tier for tier in Tier.objects.all()}
+
+    def announce():
+        for member, change in member_changes:
+            tier_changed.send(
+                sender=Member,
+                member=member,
+                old_tier=tiers.get(change.from_tier_id),
+                new_tier=change.to_tier,
+                change=change,
+            )
+
+    transaction.on_commit(announce)
+
+
+@transaction.atomic
+def upgrade(member, *, now=None):
+    """Move the member up if their confirmed activity reached a higher tier.
+
+    Never moves anyone down (that waits for the review). Returns the
+    :class:`TierChange`, or None.
+    """
+    now = now or timezone.now()
+    member = lock_member(member.pk)
+    tiers = all_tiers()
+    value = qualifying_value(member, now=now)
+    target = tier_for(value, tiers)
+    if rank_of(target) <= rank_of(member.tier):
+        if member.tier_grace_until and rank_of(target) == rank_of(member.tier):
+            member.tier_grace_until = None  # qualifies again: no downgrade due
+            member.save(update_fields=["tier_grace_until"])
+        return None
+    change = _change(member, target, kind=TierChange.Kind.UPGRADE, now=now, value=value)
+    member.save(update_fields=["tier", "tier_since", "tier_grace_until"])
+    change.save()
+    _after_commit([(member, change)])
+    return change
+
+
+@transaction.atomic
+def set_tier(*, member, tier, reason, actor, protect_until=None, now=None):
+    """Staff put a member in ``tier`` (None: no tier), with a required reason.
+
+    ``protect_until`` keeps the member from being moved down by reviews until
+    then. Returns the :class:`TierChange` (also when only the protection changed).
+    """
+    reason = (reason or "").strip()
+    if not reason:
+        raise TierReasonRequired()
+    now = now or timezone.now()
+    if protect_until is not None and protect_until <= now:
+        raise TierProtectionInPast()
+    member = lock_member(member.pk)
+    value = qualifying_value(member, now=now)
+    member.tier_protected_until = protect_until
+    change = _change(
+        member,
+        tier,
+        kind=TierChange.Kind.STAFF,
+        now=now,
+        value=value,
+        reason=reason,
+        actor=actor,
+    )
+    if change is None:  # same tier: the protection (or its removal) is the change
+        change = TierChange(
+            member=member,
+            from_tier=tier,
+            to_tier=tier,
+            kind=TierChange.Kind.STAFF,
+            qualifying_value=value,
+            reason=reason[:255],
+            actor_id=actor.id,
+            actor_name=actor.name[:255],
+            protected_until=protect_until,
+            created_at=now,
+        )
+        member.save(update_fields=["tier_protected_until"])
+        change.save()
+        return change
+    change.protected_until = protect_until
+    member.save(
+        update_fields=["tier", "tier_since", "tier_grace_until", "tier_protected_until"]
+    )
+    change.save()
+    _after_commit([(member, change)])
+    return change
+
+
+# The periodic review ---------------------------------------------------------------
+
+
+@dataclass
+class ReviewResult:
+    upgraded: int = 0
+    downgraded: int = 0
+    grace_started: int = 0
+    kept_protected: int = 0
+
+    def __add__(self, other):
+        return ReviewResult(
+            *(a + b for a, b in zip(self.as_tuple(), other.as_tuple(), strict=True))
+        )
+
+    def as_tuple(self):
+        return (self.upgraded, self.downgraded, self.grace_started, self.kept_protected)
+
+
+def decide(member, target, *, now, grace):
+    """What the review does to one member: ("up" | "down" | "grace" | "keep" |
+    "protected" | "clear", tier). Pure, so it can be tested at every boundary.
+    """
+    current = rank_of(member.tier)
+    wanted = rank_of(target)
+    if wanted > current:
+        return "up", target
+    if wanted == current:
+        return ("clear" if member.tier_grace_until else "keep"), member.tier
+    if member.tier_protected_until and member.tier_protected_until > now:
+        return "protected", member.tier
+    if member.tier_grace_until is None and grace:
+        return "grace", member.tier
+    if member.tier_grace_until is not None and member.tier_grace_until > now:
+        return "keep", member.tier
+    return "down", target
+
+
+@transaction.atomic
+def review(*, now=None, start_id=None, end_id=None):
+    """Review every member with an id in [start_id, end_id): set-based.
+
+    Locks the range's members (in id order), reads their qualifying values in one
+    query, decides each member in memory and writes members and history in bulk.
+    Idempotent: a second run at the same ``now`` finds nothing to change.
+    """
+    now = now or timezone.now()
+    members = Member.objects.all()
+    if start_id is not None:
+        members = members.filter(pk__gte=start_id)
+    if end_id is not None:
+        members = members.filter(pk__lt=end_id)
+    locked = list(
+        members.select_for_update()
+        .order_by("pk")
+        .only("pk", "user_id", "tier", "tier_protected_until", "tier_grace_until")
+    )
+    if not locked:
+        return ReviewResult()
+    values = qualifying_values(members, now=now)
+    tiers = all_tiers()
+    by_pk = {tier.pk: tier for tier in tiers}
+    grace = timedelta(days=loyalty_settings.TIER_GRACE_DAYS)
+    result = ReviewResult()
+    changed, graced, cleared, member_changes = [], [], [], []
+    for member in locked:
+        member.tier = by_pk.get(member.tier_id)
+        value = values.get(member.pk, ZERO)
+        action, tier = decide(member, tier_for(value, tiers), now=now, grace=grace)
+        if action in ("up", "down"):
+            change = _change(
+                member, tier, kind=TierChange.Kind.REVIEW, now=now, value=value
+            )
+            changed.append(member)
+            member_changes.append((member, change))
+            if action == "up":
+                result.upgraded += 1
+            else:
+                result.downgraded += 1
+        elif action == "grace":
+            member.tier_grace_until = now + grace
+            graced.append(member)
+            result.grace_started += 1
+        elif action == "clear":
+            member.tier_grace_until = None
+            cleared.append(member)
+        elif action == "protected":
+            result.kept_protected += 1
+    if changed:
+        Member.objects.bulk_update(
+            changed, ["tier", "tier_since", "tier_grace_until"], batch_size=1000
+        )
+        TierChange.objects.bulk_create(
+            [change for _, change in member_changes], batch_size=1000
+        )
+    if graced or cleared:
+        Member.objects.bulk_update(
+            graced + cleared, ["tier_grace_until"], batch_size=1000
+        )
+    _after_commit(member_changes)
+    return result
+
+
+# Tier groups -----------------------------------------------------------------------
+
+
+def ensure_group(tier):
+    """The tier's group, created (or renamed after its code) as needed."""
+    if tier.group_id is not None:
+        group = tier.group
+        if group.name != tier.group_name:
+            group.name = tier.group_name
+            group.save(update_fields=["name"])
+        return group
+    group, _ = Group.objects.get_or_create(name=tier.group_name)
+    Tier.objects.filter(pk=tier.pk).update(group=group)
+    tier.group = group
+    return group
+
+
+def sync_groups(user_tiers):
+    """Put each user in the groups of their tier and every tier below it.
+
+    ``user_tiers``: (user id, tier or None). Two statements for any number of users:
+    their tier-group memberships are replaced.
+    """
+    if not user_tiers:
+        return
+    tiers = all_tiers()
+    groups = {tier.pk: ensure_group(tier).pk for tier in tiers}
+    Membership = get_user_model().groups.through
+    user_ids = [user_id for user_id, _ in user_tiers]
+    Membership.objects.filter(
+        **{"user_id__in": user_ids, "group_id__in": list(groups.values())}
+    ).delete()
+    rows = []
+    for user_id, tier in user_tiers:
+        for lower in tiers:
+            if tier is not None and lower.rank <= tier.rank:
+                rows.append(Membership(user_id=user_id, group_id=groups[lower.pk]))
+    Membership.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def resync_all_groups():
+    """Every member's tier groups from their tier, in two statements.
+
+    For when the tiers themselves change (one added, a rank moved): memberships of
+    the tier groups are replaced from ``Member.tier``.
+    """
+    from django.db import connection
+
+    tiers = all_tiers()
+    for tier in tiers:
+        ensure_group(tier)
+    User = get_user_model()
+    Membership = User.groups.through
+    group_ids = [tier.group_id for tier in tiers]
+    Membership.objects.filter(group_id__in=group_ids).delete()
+    if not tiers:
+        return
+    quote = connection.ops.quote_name
+    membership = Membership._meta
+    user_column = membership.get_field(User._meta.model_name).column
+    group_column = membership.get_field("group").column
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {quote(membership.db_table)} "
+            f"({quote(user_column)}, {quote(group_column)}) "
+            f"SELECT m.user_id, lower_tier.group_id "
+            f"FROM {quote(Member._meta.db_table)} AS m "
+            f"JOIN {quote(Tier._meta.db_table)} AS t ON t.id = m.tier_id "
+            f"JOIN {quote(Tier._meta.db_table)} AS lower_tier "
+            f"ON lower_tier.rank <= t.rank AND lower_tier.group_id IS NOT NULL"
+        )
+
+
+# Order activity --------------------------------------------------------------------
+
+
+def order_spend(order_lines):
+    """What an order's lines count as spend: their prices after discounts (points
+    included: what points paid for is a discount), on the earning tax basis."""
+    includes_tax = loyalty_settings.EARN_INCLUDES_TAX
+    return sum(
+        (
+            line.line_price_incl_tax if includes_tax else line.line_price_excl_tax
+            for line in order_lines
+        ),
+        ZERO,
+    )
+
+
+def record_order(*, member_id, order_number, placed_at, spend):
+    """Write the order's activity once (a second call for the order does nothing)."""
+    OrderActivity.objects.bulk_create(
+        [
+            OrderActivity(
+                member_id=member_id,
+                order_number=order_number,
+                placed_at=placed_at,
+                spend=max(Decimal(spend), ZERO),
+            )
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def confirm_order(*, order_number, now=None):
+    """The order's activity counts from now on; the member may move up a tier."""
+    now = now or timezone.now()
+    activity = OrderActivity.objects.filter(order_number=order_number).first()
+    if activity is None:
+        return None
+    OrderActivity.objects.filter(
+        pk=activity.pk, confirmed_at__isnull=True, cancelled_at__isnull=True
+    ).update(confirmed_at=now)
+    return upgrade(Member(pk=activity.member_id), now=now)
+
+
+def cancel_order(*, order_number, now=None):
+    """A cancelled order no longer counts (any downgrade waits for the review)."""
+    OrderActivity.objects.filter(
+        order_number=order_number, cancelled_at__isnull=True
+    ).update(cancelled_at=now or timezone.now())
+
+
+def refresh_refunds(order, refund_codes):
+    """Recompute what the order's refunds took off its spend, from Oscar's events.
+
+    Recomputed rather than added to, so a refund event seen twice counts once.
+    """
+    lines = list(order.lines.all())
+    if not lines:
+        return
+    PaymentEventQuantity = lines[0].payment_event_quantities.model
+    refunded_items = dict(
+        PaymentEventQuantity.objects.filter(
+            line__order=order, event__event_type__code__in=refund_codes
+        )
+        .values("line_id")
+        .order_by()
+        .annotate(total=Sum("quantity"))
+        .values_list("line_id", "total")
+    )
+    includes_tax = loyalty_settings.EARN_INCLUDES_TAX
+    refunded = ZERO
+    for line in lines:
+        items = min(refunded_items.get(line.pk, 0), line.quantity)
+        if items and line.quantity:
+            price = (
+                line.line_price_incl_tax if includes_tax else line.line_price_excl_tax
+            )
+            refunded += (price * items / line.quantity).quantize(Decimal("0.01"))
+    activity = OrderActivity.objects.filter(order_number=order.number).first()
+    if activity is not None:
+        OrderActivity.objects.filter(pk=activity.pk).update(
+            refunded=min(refunded, activity.spend)
+        )
