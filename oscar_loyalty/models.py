@@ -6,6 +6,7 @@ ledger foreign keys use ``PROTECT``: history is never deleted with what it refer
 """
 
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
@@ -516,7 +517,17 @@ class Tier(models.Model):
     badge = models.CharField(
         _("badge"), max_length=32, blank=True, help_text=_("A short label or emoji.")
     )
-    colour = models.CharField(_("colour"), max_length=7, default="#6c757d")
+    colour = models.CharField(
+        _("colour"),
+        max_length=7,
+        default="#6c757d",
+        validators=[
+            RegexValidator(
+                r"^#[0-9a-fA-F]{6}$",
+                _("Enter a colour as # and six hex digits, e.g. #d4af37."),
+            )
+        ],
+    )
     description = models.TextField(_("description"), blank=True)
     group = models.OneToOneField(
         "auth.Group",
@@ -652,3 +663,71 @@ class OrderActivity(models.Model):
 
     def __str__(self):
         return self.order_number
+
+
+class TierOffer(models.Model):
+    """The Oscar offer that gives a tier's members their discount or free shipping.
+
+    Created and kept in step with the tier by :mod:`oscar_loyalty.tier_offers`
+    whenever a tier is saved; owners see the offers in Oscar's offer list, where
+    priority and exclusivity can be changed like any other offer's.
+    """
+
+    class Kind(models.TextChoices):
+        DISCOUNT = "discount", _("Member discount")
+        SHIPPING = "shipping", _("Free shipping")
+
+    tier = models.ForeignKey(
+        Tier, on_delete=models.CASCADE, related_name="offers", verbose_name=_("tier")
+    )
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    offer = models.OneToOneField(
+        "offer.ConditionalOffer",
+        on_delete=models.CASCADE,
+        related_name="loyalty_tier_offer",
+        verbose_name=_("offer"),
+    )
+
+    class Meta:
+        verbose_name = _("tier offer")
+        verbose_name_plural = _("tier offers")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier", "kind"], name="loyalty_tier_offer_one_per_kind"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.tier}: {self.get_kind_display()}"
+
+
+class TierCondition(Condition):
+    """Satisfied for a member whose tier's best benefit of this kind is this offer's.
+
+    Higher tiers include the benefits of lower ones, yet a Gold member gets Gold's
+    8 % and not Silver's 5 % as well: of the tier offers of one kind, only the one
+    of the highest tier at or below the member's tier applies. Guests and members
+    without a tier never satisfy it. Two queries per request whatever the number
+    of offers (cached on the basket).
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Tier condition")
+        verbose_name_plural = _("Tier conditions")
+
+    @property
+    def name(self):
+        return _("Member of a loyalty tier")
+
+    @property
+    def description(self):
+        return self.name
+
+    def is_satisfied(self, offer, basket):
+        from .tier_offers import offer_applies
+
+        return offer_applies(offer, basket)
+
+    def can_apply_condition(self, line):
+        return False  # consumes no items: the benefit's range decides the lines

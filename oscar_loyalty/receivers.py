@@ -18,7 +18,7 @@ from oscar.apps.customer.signals import user_registered
 from oscar.apps.order.signals import order_placed, order_status_changed
 from oscar.core.loading import get_model
 
-from . import redemption
+from . import redemption, tier_offers
 from .conf import loyalty_settings
 from .middleware import may_hold_points
 from .models import Hold, Member, Tier
@@ -128,11 +128,13 @@ def refit_points_to_basket(sender, instance, raw=False, **kwargs):
 
 @receiver(post_save, sender=Tier, dispatch_uid="oscar_loyalty.tier_saved")
 def tier_saved(sender, instance, raw=False, **kwargs):
-    """A tier's group exists and, once committed, every member's groups follow the
-    tiers (a new tier or a moved rank changes who belongs in which group)."""
+    """A saved tier has its group and its offers (discount, free shipping) in step;
+    once committed, every member's groups follow the tiers (a new tier or a moved
+    rank changes who belongs in which group)."""
     if raw:
         return
     tiers.ensure_group(instance)
+    tier_offers.sync_tier_offers(instance)
     from . import tasks
 
     transaction.on_commit(tasks.resync_tier_groups.delay)

@@ -13,6 +13,7 @@ from ..redemption import (
     Policy,
     basket_hold_points,
     payable_amount,
+    points_offer,
 )
 from ..rules_lookup import basket_points
 
@@ -24,10 +25,18 @@ register = template.Library()
 def _basket_amount(basket):
     """What points could pay for now, worked out as the points offer does.
 
-    With unsaved stand-ins for the offer and its benefit (no query): lines Oscar
-    will not discount, and items an exclusive offer took, are left out.
+    Lines Oscar will not discount, and items an exclusive offer took, are left
+    out. With no other offer's discount in the basket an unsaved stand-in for the
+    points offer does (no query); otherwise Oscar compares the offers' allowed
+    combinations, which needs the real offer (None if the owner deleted it:
+    then points pay for nothing).
     """
-    offer = ConditionalOffer(exclusive=False, priority=POINTS_OFFER_PRIORITY)
+    if basket.offer_applications.offers:
+        offer = points_offer()
+        if offer is None:
+            return 0
+    else:
+        offer = ConditionalOffer(exclusive=False, priority=POINTS_OFFER_PRIORITY)
     return payable_amount(PointsRedemptionBenefit(), basket, offer)
 
 
