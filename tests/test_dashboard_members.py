@@ -348,8 +348,9 @@ def test_a_members_page_runs_the_same_queries_however_long_the_history(
 
     _response, long = loyalty_queries(client, detail_url(member))
 
-    # Member, history count, history page, its entries' sums, next lots to expire.
-    assert len(short) == len(long) == 5
+    # Member, history count, history page, its entries' sums, next lots to expire,
+    # the qualifying value for tiers and the tier history.
+    assert len(short) == len(long) == 7
 
 
 def test_an_unknown_member_is_not_found(client, viewer):

@@ -24,6 +24,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-member-list": MEMBER_VIEWERS,
         "loyalty-member-detail": MEMBER_VIEWERS,
         "loyalty-member-adjust": MEMBER_VIEWERS + ["oscar_loyalty.adjust_points"],
+        "loyalty-member-set-tier": MEMBER_VIEWERS + ["oscar_loyalty.set_tier"],
         "loyalty-liability": MEMBER_VIEWERS,
         # A tuple of lists is "any of": those who may change rules may see them.
         "loyalty-earnrule-list": (
@@ -32,6 +33,12 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         ),
         "loyalty-earnrule-create": ["is_staff", "oscar_loyalty.add_earnrule"],
         "loyalty-earnrule-update": ["is_staff", "oscar_loyalty.change_earnrule"],
+        "loyalty-tier-list": (
+            ["is_staff", "oscar_loyalty.view_tier"],
+            ["is_staff", "oscar_loyalty.change_tier"],
+        ),
+        "loyalty-tier-create": ["is_staff", "oscar_loyalty.add_tier"],
+        "loyalty-tier-update": ["is_staff", "oscar_loyalty.change_tier"],
     }
 
     def ready(self):
@@ -41,10 +48,14 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.member_list_view = views.MemberListView
         self.member_detail_view = views.MemberDetailView
         self.member_adjust_view = views.MemberAdjustView
+        self.member_set_tier_view = views.MemberSetTierView
         self.liability_view = views.LiabilityView
         self.earnrule_list_view = views.EarnRuleListView
         self.earnrule_create_view = views.EarnRuleCreateView
         self.earnrule_update_view = views.EarnRuleUpdateView
+        self.tier_list_view = views.TierListView
+        self.tier_create_view = views.TierCreateView
+        self.tier_update_view = views.TierUpdateView
 
     def get_urls(self):
         urls = [
@@ -62,6 +73,11 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 self.member_adjust_view.as_view(),
                 name="loyalty-member-adjust",
             ),
+            path(
+                "members/<int:pk>/tier/",
+                self.member_set_tier_view.as_view(),
+                name="loyalty-member-set-tier",
+            ),
             path("liability/", self.liability_view.as_view(), name="loyalty-liability"),
             path(
                 "earn-rules/",
@@ -77,6 +93,17 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 "earn-rules/<int:pk>/",
                 self.earnrule_update_view.as_view(),
                 name="loyalty-earnrule-update",
+            ),
+            path("tiers/", self.tier_list_view.as_view(), name="loyalty-tier-list"),
+            path(
+                "tiers/new/",
+                self.tier_create_view.as_view(),
+                name="loyalty-tier-create",
+            ),
+            path(
+                "tiers/<int:pk>/",
+                self.tier_update_view.as_view(),
+                name="loyalty-tier-update",
             ),
         ]
         return self.post_process_urls(urls)

@@ -30,6 +30,10 @@ LOYALTY_DASHBOARD_NAVIGATION = {
             "url_name": "loyalty_dashboard:loyalty-earnrule-list",
         },
         {
+            "label": _("Tiers"),
+            "url_name": "loyalty_dashboard:loyalty-tier-list",
+        },
+        {
             "label": _("Programme overview"),
             "url_name": "loyalty_dashboard:loyalty-overview",
         },

@@ -3,11 +3,13 @@
 Who may open which screen is declared once, in ``LoyaltyDashboardConfig``'s
 ``permissions_map``: Oscar wraps each URL with its permission check and hides menu
 entries a user cannot open. The views only read, except the adjustment, which writes
-through :func:`oscar_loyalty.services.ledger.adjust` like every other ledger change.
+through :func:`oscar_loyalty.services.ledger.adjust` like every other ledger change,
+setting a member's tier (through :func:`oscar_loyalty.services.tiers.set_tier`), and
+saving earn rules and tiers (recorded in Django's admin log).
 """
 
 import logging
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -15,7 +17,7 @@ from django.contrib import messages
 from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core import checks
 from django.core.paginator import Paginator
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.shortcuts import redirect
@@ -33,11 +35,24 @@ from django.views.generic import (
 
 from ..checks import TAG
 from ..conf import loyalty_settings
-from ..exceptions import InsufficientPoints, LoyaltyError
-from ..models import EarnRule, Entry, Lot, Member, Posting
+from ..exceptions import (
+    InsufficientPoints,
+    LoyaltyError,
+    TierProtectionInPast,
+    TierReasonRequired,
+)
+from ..models import EarnRule, Entry, Lot, Member, Posting, Tier, TierChange
 from ..redemption import points_offer
-from ..services import ledger
-from .forms import AdjustmentForm, EarnRuleForm, MemberSearchForm
+from ..services import ledger, tiers
+from .forms import (
+    BASIS_LABELS,
+    AdjustmentForm,
+    EarnRuleForm,
+    MemberSearchForm,
+    SetTierForm,
+    TierForm,
+    threshold_label,
+)
 
 logger = logging.getLogger("oscar_loyalty")
 
@@ -144,12 +159,30 @@ class MemberDetailView(DetailView):
     context_object_name = "member"
     history_per_page = 25
     expiring_lots_shown = 10
+    tier_changes_shown = 20
 
     def get_queryset(self):
-        return Member.objects.select_related("user")
+        return Member.objects.select_related("user", "tier")
 
     def can_adjust(self):
         return self.request.user.has_perm("oscar_loyalty.adjust_points")
+
+    def can_set_tier(self):
+        return self.request.user.has_perm("oscar_loyalty.set_tier")
+
+    def get_tier_context(self):
+        """The member's tier, what they qualify with and their last tier changes
+        (newest first, one query with both tiers joined)."""
+        member = self.object
+        return {
+            "tier_value": tiers.qualifying_value(member),
+            "tier_history": list(
+                TierChange.objects.filter(member=member)
+                .select_related("from_tier", "to_tier")
+                .order_by("-created_at", "-id")[: self.tier_changes_shown]
+            ),
+            **programme_basis(),
+        }
 
     def get_history_page(self):
         postings = Posting.objects.filter(member=self.object).order_by(
@@ -192,10 +225,28 @@ class MemberDetailView(DetailView):
             is_paginated=page.has_other_pages(),
             expiring_lots=expiring_lots,
             can_adjust=self.can_adjust(),
+            can_set_tier=self.can_set_tier(),
+            **self.get_tier_context(),
         )
         if context["can_adjust"]:
             context.setdefault("adjustment_form", AdjustmentForm())
+        if context["can_set_tier"]:
+            context.setdefault("tier_form", self.initial_tier_form())
         return context
+
+    def initial_tier_form(self):
+        member = self.object
+        protected = member.tier_protected_until
+        return SetTierForm(
+            initial={
+                "tier": member.tier_id,
+                "protect_until": (
+                    timezone.localtime(protected).date()
+                    if protected and protected > timezone.now()
+                    else None
+                ),
+            }
+        )
 
 
 class MemberAdjustView(MemberDetailView):
@@ -263,6 +314,70 @@ class MemberAdjustView(MemberDetailView):
             message = _("Took %(points)s points away from member %(number)s.")
         messages.success(
             self.request, message % {"points": abs(points), "number": member.number}
+        )
+
+
+def end_of_day(day):
+    """The last moment of ``day`` in the shop's time zone, as an aware datetime."""
+    return timezone.make_aware(
+        datetime.combine(day, time.max), timezone.get_default_timezone()
+    )
+
+
+class MemberSetTierView(MemberDetailView):
+    """POST: staff put a member in a tier (or none), with a required reason.
+
+    Writes through :func:`oscar_loyalty.services.tiers.set_tier`, whose
+    :class:`TierChange` row (reason, staff user, protection) is the record of it.
+    Anything refused is shown on the form and nothing is written.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        self.object = member = self.get_object()
+        form = SetTierForm(request.POST)
+        if form.is_valid():
+            tier = form.cleaned_data["tier"]
+            day = form.cleaned_data["protect_until"]
+            try:
+                tiers.set_tier(
+                    member=member,
+                    tier=tier,
+                    reason=form.cleaned_data["reason"],
+                    actor=ledger.Actor.from_user(request.user),
+                    protect_until=end_of_day(day) if day else None,
+                )
+            except TierReasonRequired as error:
+                form.add_error("reason", str(error))
+            except TierProtectionInPast as error:
+                form.add_error("protect_until", str(error))
+            except LoyaltyError as error:
+                form.add_error(None, str(error))
+            else:
+                self.report(member, tier)
+                return redirect(
+                    reverse(
+                        "loyalty_dashboard:loyalty-member-detail",
+                        kwargs={"pk": member.pk},
+                    )
+                )
+        return self.render_to_response(self.get_context_data(tier_form=form))
+
+    def report(self, member, tier):
+        logger.info(
+            "Staff user %s set the tier of member %s to %s",
+            self.request.user.pk,
+            member.number,
+            tier.code if tier else None,
+        )
+        if tier is None:
+            message = _("Member %(number)s now has no tier.")
+        else:
+            message = _("Member %(number)s is now in %(tier)s.")
+        messages.success(
+            self.request,
+            message % {"number": member.number, "tier": tier.name if tier else ""},
         )
 
 
@@ -459,5 +574,160 @@ class EarnRuleUpdateView(UpdateView):
             self.request,
             _("Earn rule “%(name)s” saved as version %(version)s.")
             % {"name": rule.name, "version": rule.version},
+        )
+        return redirect(self.get_success_url())
+
+
+# Tiers -----------------------------------------------------------------------------
+
+
+def programme_basis():
+    """How the programme qualifies members for tiers, for the screens to show."""
+    basis = loyalty_settings.TIER_BASIS
+    if loyalty_settings.TIER_WINDOW == "calendar_year":
+        window = _("The current calendar year")
+    else:
+        window = _("The last %(months)s months (rolling)") % {
+            "months": loyalty_settings.TIER_WINDOW_MONTHS
+        }
+    return {
+        "tier_basis": basis,
+        "tier_basis_label": BASIS_LABELS.get(basis, basis),
+        "tier_window_label": window,
+        "tier_grace_days": loyalty_settings.TIER_GRACE_DAYS,
+        "threshold_label": threshold_label(basis),
+    }
+
+
+class TierListView(ListView):
+    """Tiers by rank with how many members each holds: two queries, the tiers and
+    one count of members grouped by tier, whatever the number of tiers."""
+
+    template_name = "oscar_loyalty/dashboard/tier_list.html"
+    context_object_name = "tiers"
+
+    def get_queryset(self):
+        return Tier.objects.order_by("rank")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        counts = dict(
+            Member.objects.values("tier_id")
+            .annotate(members=Count("pk"))
+            .order_by()
+            .values_list("tier_id", "members")
+        )
+        for tier in context["tiers"]:
+            tier.member_count = counts.get(tier.pk, 0)
+        context.update(
+            members_without_tier=counts.get(None, 0),
+            can_add=self.request.user.has_perm("oscar_loyalty.add_tier"),
+            can_change=self.request.user.has_perm("oscar_loyalty.change_tier"),
+            **programme_basis(),
+        )
+        return context
+
+
+#: Tier fields in the order the admin log lists them.
+TIER_AUDIT_FIELDS = TierForm.Meta.fields
+
+
+def tier_audit_value(value):
+    return "—" if value in (None, "") else str(value)
+
+
+class TierFormMixin:
+    """Saving a tier, shared by create and edit.
+
+    The form checks rank and thresholds against the other tiers; the database's
+    unique rank and code still guard two staff saving at once, and such a clash is
+    shown on the form instead of an error page. Saving is all: the ``post_save``
+    receiver makes the tier's group and re-syncs members' groups on commit.
+    """
+
+    model = Tier
+    form_class = TierForm
+    template_name = "oscar_loyalty/dashboard/tier_form.html"
+
+    def get_success_url(self):
+        return reverse("loyalty_dashboard:loyalty-tier-list")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.update(programme_basis())
+        return context
+
+    def save_tier(self, form):
+        """The saved tier, or None with the clash added to the form."""
+        try:
+            with transaction.atomic():
+                tier = form.save()
+        except IntegrityError:
+            form.add_error(
+                None,
+                _(
+                    "Another tier was saved with this rank or code meanwhile: "
+                    "check the list of tiers and try again."
+                ),
+            )
+            return None
+        tier.refresh_from_db()
+        return tier
+
+
+class TierCreateView(TierFormMixin, CreateView):
+    def form_valid(self, form):
+        tier = self.save_tier(form)
+        if tier is None:
+            return self.form_invalid(form)
+        self.object = tier
+        logger.info("Staff user %s created tier %s", self.request.user.pk, tier.code)
+        audit(
+            self.request,
+            tier,
+            ADDITION,
+            "Created tier: "
+            + "; ".join(
+                f"{name}: {tier_audit_value(getattr(tier, name))}"
+                for name in TIER_AUDIT_FIELDS
+            ),
+        )
+        messages.success(
+            self.request, _("Tier “%(name)s” created.") % {"name": tier.name}
+        )
+        return redirect(self.get_success_url())
+
+
+class TierUpdateView(TierFormMixin, UpdateView):
+    """Edit a tier; the admin log records each changed field, before → after."""
+
+    context_object_name = "tier"
+
+    def form_valid(self, form):
+        before = {name: form.initial.get(name) for name in TIER_AUDIT_FIELDS}
+        tier = self.save_tier(form)
+        if tier is None:
+            return self.form_invalid(form)
+        self.object = tier
+        changes = [
+            f"{name}: {tier_audit_value(before[name])} → "
+            f"{tier_audit_value(getattr(tier, name))}"
+            for name in TIER_AUDIT_FIELDS
+            if name in form.changed_data
+        ]
+        logger.info(
+            "Staff user %s changed tier %s (%s)",
+            self.request.user.pk,
+            tier.code,
+            ", ".join(form.changed_data) or "nothing",
+        )
+        audit(
+            self.request,
+            tier,
+            CHANGE,
+            "Changed " + ("; ".join(changes) if changes else "nothing"),
+        )
+        messages.success(
+            self.request, _("Tier “%(name)s” saved.") % {"name": tier.name}
         )
         return redirect(self.get_success_url())
