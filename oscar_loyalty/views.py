@@ -6,6 +6,8 @@ from the form. Every limit is checked here from the basket and the balance,
 whatever the form says. Every view is for the signed-in shopper's own account.
 """
 
+import math
+import re
 from datetime import timedelta
 
 from django.contrib import messages
@@ -25,7 +27,7 @@ from oscar.templatetags.currency_filters import currency
 from .conf import loyalty_settings
 from .exceptions import InsufficientPoints, LoyaltyError
 from .middleware import forget_points, remember_points
-from .models import Hold, Lot, Member, Posting
+from .models import Hold, Lot, Member, Posting, TierChange
 from .redemption import (
     BasketTooSmall,
     BelowMinimumBalance,
@@ -35,6 +37,7 @@ from .redemption import (
     Policy,
     parse_points,
 )
+from .services import tiers as tier_service
 from .services.holds import hold_points, release_basket_hold
 from .services.members import get_or_create_member
 
@@ -226,8 +229,81 @@ class AccountView(ListView):
             expiring=list(expiring),
             expiring_days=self.EXPIRING_DAYS,
             point_value=Policy.current().value_of(member.spendable),
+            tier_panel=self.tier_panel(member, now),
         )
         return context
+
+    #: The member's tier changes shown on the tab (newest first).
+    TIER_HISTORY = 10
+    #: A colour the badge may be painted in: ``#rgb`` or ``#rrggbb``.
+    HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+    DEFAULT_COLOUR = "#6c757d"
+
+    def tier_panel(self, member, now):
+        """The member's tier, what the next one takes and their tier history.
+
+        None when the shop has no tiers (then neither a current nor a next tier).
+        A constant number of queries: those of ``progress`` and one for the history.
+        """
+        progress = tier_service.progress(member, now=now)
+        tier, next_tier = progress.tier, progress.next_tier
+        if tier is None and next_tier is None:
+            return None
+        needed = progress.needed
+        if progress.basis != "spend":  # points and orders are whole numbers
+            needed = math.ceil(needed)
+        bar = None
+        if next_tier is not None:
+            low = tier.threshold if tier is not None else 0
+            high = next_tier.threshold
+            value = min(max(progress.value, low), high)
+            percent = 100 if high <= low else int((value - low) * 100 / (high - low))
+            bar = {"min": low, "max": high, "now": value, "percent": percent}
+        protected_until = member.tier_protected_until
+        if protected_until is not None and protected_until <= now:
+            protected_until = None
+        colour = tier.colour if tier is not None else ""
+        if not self.HEX_COLOUR.match(colour or ""):
+            colour = self.DEFAULT_COLOUR
+        history = (
+            TierChange.objects.filter(member=member)
+            .select_related("from_tier", "to_tier")
+            .order_by("-created_at", "-id")[: self.TIER_HISTORY]
+        )
+        return {
+            "progress": progress,
+            "tier": tier,
+            "next_tier": next_tier,
+            "needed": needed,
+            "calendar_year": progress.window_end is not None,
+            "window_months": loyalty_settings.TIER_WINDOW_MONTHS,
+            "bar": bar,
+            "since": member.tier_since if tier is not None else None,
+            "protected_until": protected_until if tier is not None else None,
+            "grace_until": member.tier_grace_until if tier is not None else None,
+            "colour": colour,
+            "text_colour": self.readable_on(colour),
+            "history": list(history),
+        }
+
+    @staticmethod
+    def readable_on(colour):
+        """Black or white, whichever contrasts more with ``colour`` (WCAG)."""
+        digits = colour.lstrip("#")
+        if len(digits) == 3:
+            digits = "".join(digit * 2 for digit in digits)
+
+        def linear(channel):
+            channel /= 255
+            if channel <= 0.03928:
+                return channel / 12.92
+            return ((channel + 0.055) / 1.055) ** 2.4
+
+        red, green, blue = (linear(int(digits[i : i + 2], 16)) for i in (0, 2, 4))
+        luminance = 0.2126 * red + 0.7152 * green + 0.0722 * blue
+        on_black = (luminance + 0.05) / 0.05
+        on_white = 1.05 / (luminance + 0.05)
+        return "#000000" if on_black >= on_white else "#ffffff"
 
 
 class ReminderConsentView(View):
