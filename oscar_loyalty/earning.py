@@ -70,14 +70,22 @@ def points_for_amount(amount, *, rate=None, rounding=None, multiplier=1):
 
 
 def order_line_points(
-    lines, *, order_total, includes_tax=None, minimum=None, rules=None
+    lines,
+    *,
+    order_total,
+    includes_tax=None,
+    minimum=None,
+    rules=None,
+    tier_multiplier=1,
 ):
     """Points per line for ``lines`` of (line_id, price_excl_tax, price_incl_tax).
 
     Prices are the lines' totals after discounts. An order whose ``order_total``
     (the same basis, shipping excluded) is below the owner's minimum earns nothing.
     ``rules`` maps a line id to the :class:`Rule` that applies to it; other lines
-    earn at the base rate under :data:`BASE`. Lines earning zero points are left out.
+    earn at the base rate under :data:`BASE`. The member's ``tier_multiplier``
+    multiplies the rule's (×2 rule, ×1.5 tier: ×3), rounded once. Lines earning zero
+    points are left out.
     """
     includes_tax = (
         loyalty_settings.EARN_INCLUDES_TAX if includes_tax is None else includes_tax
@@ -92,7 +100,8 @@ def order_line_points(
     for line_id, excl_tax, incl_tax in lines:
         rule = rules.get(line_id, BASE)
         amount = incl_tax if includes_tax else excl_tax
-        points = points_for_amount(amount, multiplier=rule.multiplier)
+        multiplier = Decimal(str(rule.multiplier)) * Decimal(str(tier_multiplier))
+        points = points_for_amount(amount, multiplier=multiplier)
         if points > 0:
             results.append(LinePoints(line_id, points, rule.code, rule.version))
     return results

@@ -20,13 +20,15 @@ more query per such rule, through the proxy's own ``all_products()``.
 The arithmetic lives in :mod:`oscar_loyalty.earning` (pure); this module only reads.
 """
 
+from decimal import Decimal
+
 from django.db.models import BooleanField, Case, Exists, OuterRef, Q, Value, When
 from django.utils import timezone
 from oscar.core.loading import get_model
 
 from . import earning
 from .conf import loyalty_settings
-from .models import EarnRule
+from .models import EarnRule, Member
 
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
@@ -290,18 +292,42 @@ def price_basis(price, *, includes_tax=None):
     return price.excl_tax
 
 
+def tier_multiplier(user_id):
+    """The points multiplier of the user's tier (1 without a member or a tier)."""
+    if user_id is None:
+        return Decimal(1)
+    found = (
+        Member.objects.filter(user_id=user_id)
+        .values_list("tier__points_multiplier", flat=True)
+        .first()
+    )
+    return Decimal(1) if found is None else Decimal(found)
+
+
+def request_tier_multiplier(request):
+    """:func:`tier_multiplier` of the request's user, looked up once per request."""
+    cache = _request_cache(request)
+    if "tier_multiplier" not in cache:
+        user = getattr(request, "user", None)
+        signed_in = user is not None and user.is_authenticated
+        cache["tier_multiplier"] = tier_multiplier(user.pk if signed_in else None)
+    return cache["tier_multiplier"]
+
+
 def product_points(product, price, *, request=None, at=None):
     """``(points, rule)`` one item of ``product`` at ``price`` would earn now.
 
     ``price`` is the ``Price`` of the request's strategy (``purchase_info.price``),
-    so the page shows what checkout will use. ``(0, rule)`` when it has no price.
-    The owner's minimum order is not applied: the page says so separately.
+    so the page shows what checkout will use, for the signed-in member's tier too.
+    ``(0, rule)`` when it has no price. The owner's minimum order is not applied:
+    the page says so separately.
     """
     rule = rule_for_product(product, request=request, at=at)
     amount = price_basis(price)
     if amount is None:
         return 0, rule
-    return earning.points_for_amount(amount, multiplier=rule.multiplier), rule
+    multiplier = Decimal(str(rule.multiplier)) * request_tier_multiplier(request)
+    return earning.points_for_amount(amount, multiplier=multiplier), rule
 
 
 def basket_line_points(basket, *, at=None):
@@ -310,8 +336,9 @@ def basket_line_points(basket, *, at=None):
     The same computation as :func:`oscar_loyalty.services.orders.award_order`: each
     line's price after discounts (so points applied to the basket and other offers
     earn nothing), shipping left out, the owner's minimum order, the active rules.
-    The basket must have its strategy (Oscar's middleware sets it). Two queries at
-    most besides the basket's own lines, whatever their number.
+    The basket must have its strategy (Oscar's middleware sets it). Three queries
+    at most besides the basket's own lines (rules, products in rules, the owner's
+    tier multiplier), whatever their number.
     """
     lines = [
         line
@@ -337,8 +364,14 @@ def basket_line_points(basket, *, at=None):
         if line.product_id in by_product
     }
     total = sum((incl if includes_tax else excl) for _, excl, incl in priced)
+    if not hasattr(basket, "_loyalty_tier_multiplier"):
+        basket._loyalty_tier_multiplier = tier_multiplier(basket.owner_id)
     return earning.order_line_points(
-        priced, order_total=total, includes_tax=includes_tax, rules=rules
+        priced,
+        order_total=total,
+        includes_tax=includes_tax,
+        rules=rules,
+        tier_multiplier=basket._loyalty_tier_multiplier,
     )
 
 

@@ -30,7 +30,9 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     status confirms, or an order awarded late by the catch-up task or the backfill).
     Each line earns under the best earn rule active when the order was placed (not
     when it is awarded: a late award by the catch-up task or the backfill earns what
-    the shopper was promised), and its lot records that rule and version. A fixed
+    the shopper was promised), and its lot records that rule and version; the
+    member's tier multiplies the rule's multiplier. The order's spend is recorded
+    for tiers (:mod:`oscar_loyalty.services.tiers`). A fixed
     number of queries whatever the number of lines, rules or the member's history:
     the rules are read once, and the lines' own query says which rules hold them.
     """
@@ -48,26 +50,24 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     basis_excl = sum((excl for _, excl, _ in lines), 0)
     basis_incl = sum((incl for _, _, incl in lines), 0)
     includes_tax = loyalty_settings.EARN_INCLUDES_TAX
-    results = earning.order_line_points(
-        lines,
-        order_total=basis_incl if includes_tax else basis_excl,
-        includes_tax=includes_tax,
-        rules=rules_lookup.rules_of(order_lines, rules, product_field="product"),
-    )
+    line_rules = rules_lookup.rules_of(order_lines, rules, product_field="product")
     now = now or order.date_placed or timezone.now()
     activity = tiers.order_spend(order_lines)
-    earned = earn_lines(
-        user_id=order.user_id,
-        order_number=order.number,
-        lines=results,
-        now=now,
-        placed_at=placed,
-        spend=activity,
-    )
-    if earned is None:  # the customer's first order since the plugin was installed
-        get_or_create_member(order.user, channel=channel)
+    with transaction.atomic(savepoint=False):
+        member = _locked_member_with_tier(order.user_id)
+        if member is None:  # the customer's first order since the plugin came
+            get_or_create_member(order.user, channel=channel)
+            member = _locked_member_with_tier(order.user_id)
+        results = earning.order_line_points(
+            lines,
+            order_total=basis_incl if includes_tax else basis_excl,
+            includes_tax=includes_tax,
+            rules=line_rules,
+            tier_multiplier=member.tier.points_multiplier if member.tier else 1,
+        )
         earned = earn_lines(
-            user_id=order.user_id,
+            member=member,
+            locked=True,
             order_number=order.number,
             lines=results,
             now=now,
@@ -79,6 +79,16 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     return earned
 
 
+def _locked_member_with_tier(user_id):
+    """The user's member row, locked, with its tier (one query); None if none."""
+    return (
+        Member.objects.select_for_update(of=("self",))
+        .select_related("tier")
+        .filter(user_id=user_id)
+        .first()
+    )
+
+
 @transaction.atomic(savepoint=False)
 def earn_lines(
     *,
@@ -87,6 +97,7 @@ def earn_lines(
     now,
     member=None,
     user_id=None,
+    locked=False,
     placed_at=None,
     spend=None,
 ):
@@ -96,15 +107,17 @@ def earn_lines(
     ``order_placed`` receiver has its own savepoint) a failure rolls back with the
     caller's block, and the checkout saves two statements.
 
-    The member is given, or found by ``user_id`` (None is returned when that user
-    has no member account yet). With ``spend``, the order's activity towards tiers
+    The member is given (``locked``: already locked by the caller in this
+    transaction), or found by ``user_id`` (None is returned when that user has no
+    member account yet). With ``spend``, the order's activity towards tiers
     is recorded too (placed at ``placed_at``). Returns the points credited.
     """
-    locked = Member.objects.select_for_update()
+    lock = Member.objects.select_for_update()
     if member is not None:
-        member = locked.get(pk=member.pk)
+        if not locked:
+            member = lock.get(pk=member.pk)
     else:
-        member = locked.filter(user_id=user_id).first()
+        member = lock.filter(user_id=user_id).first()
         if member is None:
             return None
     earnings = [
