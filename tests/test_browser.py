@@ -271,3 +271,52 @@ def test_the_owner_sets_double_points_and_the_product_page_shows_them(page):
     points = page.locator(".loyalty-product-points")
     expect(points).to_contain_text("120 points")
     expect(points.locator(".loyalty-multiplier")).to_contain_text("×2")
+
+
+def test_a_gold_member_sees_their_tier_discount_in_the_basket_and_their_tier(
+    page, tmp_path
+):
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import Member, Tier
+    from oscar_loyalty.redemption import ensure_points_offer
+    from oscar_loyalty.services.members import get_or_create_member
+
+    ensure_points_offer()
+    CountryFactory()
+    home_page(title="Lotus & Co.")
+    Tier.objects.create(code="silver", name="Silver", rank=1, threshold=1000)
+    gold = Tier.objects.create(
+        code="gold",
+        name="Gold",
+        rank=2,
+        threshold=5000,
+        discount_percent=8,
+        badge="G",
+        colour="#c9a227",
+    )
+    Tier.objects.create(code="diamond", name="Diamond", rank=3, threshold=10000)
+    product = ProductFactory(title="Da Hong Pao", stockrecord__price=100)
+    shopper = UserFactory()
+    member = get_or_create_member(shopper)
+    Member.objects.filter(pk=member.pk).update(tier=gold)
+
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    expect(page).to_have_url(re.compile(r"/$"))
+    page.goto(product.get_absolute_url())
+    page.click("#add_to_basket_form button[type=submit]")
+
+    page.goto(reverse("basket:summary"))
+    totals = page.locator("#basket_totals")
+    expect(totals).to_contain_text("Gold member −8%")
+    expect(totals).to_contain_text("92.00")
+    page.screenshot(path=tmp_path / "basket-gold.png", full_page=True)
+
+    page.goto(reverse("customer:summary"))
+    page.click("#loyalty-account-tab")
+    expect(page.locator("#loyalty-tier-name")).to_contain_text("Gold")
+    expect(page.locator("#loyalty-tier-progress")).to_contain_text("Diamond")
+    page.screenshot(path=tmp_path / "loyalty-tab-gold.png", full_page=True)

@@ -33,7 +33,7 @@ TIERS = (
      "Every member: points on every order."),
     ("silver", "Silver", 1, "1000", "1.25", "5", False, "🥈", "#8a9bb0",
      "25% more points and 5% off."),
-    ("gold", "Gold", 2, "5000", "1.5", "8", True, "🥇", "#c9a227",
+    ("gold", "Gold", 2, "4000", "1.5", "8", True, "🥇", "#c9a227",
      "Half as many points again, 8% off and free shipping."),
     ("diamond", "Diamond", 3, "10000", "2", "10", True, "💎", "#3b7dd8",
      "Double points, 10% off and free shipping."),

@@ -31,7 +31,8 @@ def get_or_create_member(user, *, channel=Member.Channel.WEB):
                 member = Member.objects.create(
                     user=user, number=new_member_number(), channel=channel
                 )
-                join_entry_tier([member.pk])
+                if join_entry_tier([member.pk]):
+                    member.refresh_from_db(fields=["tier", "tier_since"])
                 return member
         except IntegrityError:
             existing = Member.objects.filter(user=user).first()
@@ -74,14 +75,18 @@ def create_missing_members(users, *, channel=Member.Channel.BACKFILL, batch_size
 
 
 def join_entry_tier(member_ids):
-    """New members start in the entry tier (the lowest, if it asks for nothing)."""
+    """New members start in the entry tier (the lowest, if it asks for nothing).
+
+    Returns how many members joined it.
+    """
     from . import tiers
 
     entry = tiers.entry_tier()
     member_ids = list(member_ids)
     if entry is None or not member_ids:
-        return
+        return 0
     members = Member.objects.filter(pk__in=member_ids, tier__isnull=True)
     user_ids = list(members.values_list("user_id", flat=True))
-    members.update(tier=entry, tier_since=timezone.now())
+    joined = members.update(tier=entry, tier_since=timezone.now())
     tiers.sync_groups([(user_id, entry) for user_id in user_ids])
+    return joined

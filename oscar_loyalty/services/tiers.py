@@ -33,6 +33,7 @@ from ..signals import tier_changed
 from .ledger import SYSTEM, lock_member
 
 ZERO = Decimal(0)
+CENT = Decimal("0.01")
 
 
 # Qualifying activity ---------------------------------------------------------------
@@ -83,7 +84,8 @@ def qualifying_values(members, *, now):
     elif basis == "orders":
         rows = (
             counted_activity(now)
-            .filter(member__in=members, spend__gt=F("refunded"))
+            # Not refunded in full; an order points paid for entirely counts too.
+            .filter(Q(spend__gt=F("refunded")) | Q(spend=0), member__in=members)
             .values("member_id")
             .order_by()
             .annotate(value=Count("id"))
@@ -96,7 +98,10 @@ def qualifying_values(members, *, now):
             .order_by()
             .annotate(value=Sum(F("spend") - F("refunded")))
         )
-    return {row["member_id"]: Decimal(row["value"] or 0) for row in rows}
+    places = CENT if basis == "spend" else Decimal(1)
+    return {
+        row["member_id"]: Decimal(row["value"] or 0).quantize(places) for row in rows
+    }
 
 
 def qualifying_value(member, *, now=None):
@@ -106,7 +111,7 @@ def qualifying_value(member, *, now=None):
 
 
 def all_tiers():
-    return list(Tier.objects.order_by("rank"))
+    return list(Tier.objects.select_related("group").order_by("rank"))
 
 
 def tier_for(value, tiers):
@@ -261,6 +266,8 @@ def set_tier(*, member, tier, reason, actor, protect_until=None, now=None):
         actor=actor,
     )
     if change is None:  # same tier: the protection (or its removal) is the change
+        if protect_until is not None:
+            member.tier_grace_until = None  # staff keep them in it: no downgrade due
         change = TierChange(
             member=member,
             from_tier=tier,
@@ -273,7 +280,7 @@ def set_tier(*, member, tier, reason, actor, protect_until=None, now=None):
             protected_until=protect_until,
             created_at=now,
         )
-        member.save(update_fields=["tier_protected_until"])
+        member.save(update_fields=["tier_protected_until", "tier_grace_until"])
         change.save()
         return change
     change.protected_until = protect_until
