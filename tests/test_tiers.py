@@ -1092,3 +1092,38 @@ def test_without_tiers_or_a_free_tier_a_new_member_has_no_tier():
     other = UserFactory()
     assert Member.objects.get(pk=get_or_create_member(other).pk).tier is None
     assert tier_groups(other) == set()
+
+
+def test_the_review_writes_its_members_in_several_locked_batches(
+    ladder, settings, monkeypatch
+):
+    settings.OSCAR_LOYALTY_TIER_GRACE_DAYS = 0
+    monkeypatch.setattr(tiers, "LOCK_BATCH", 2)
+    gold = ladder[2]
+    members = [member_in(gold) for _ in range(5)]
+
+    result = tiers.review(now=NOW)
+
+    assert result.downgraded == 5
+    assert {tier_of(member) for member in members} == {ladder[0]}
+
+
+def test_a_member_who_qualifies_again_before_the_lock_is_not_moved_down(
+    ladder, settings, monkeypatch
+):
+    """The second pass decides on what holds under the lock, not on the first read."""
+    settings.OSCAR_LOYALTY_TIER_GRACE_DAYS = 0
+    silver = ladder[1]
+    member = member_in(silver)
+    locked_pass = tiers._review_locked
+
+    def an_order_confirmed_meanwhile(member_ids, *args, **kwargs):
+        activity(member, "1500.00")
+        return locked_pass(member_ids, *args, **kwargs)
+
+    monkeypatch.setattr(tiers, "_review_locked", an_order_confirmed_meanwhile)
+
+    result = tiers.review(now=NOW)
+
+    assert result.downgraded == 0
+    assert tier_of(member) == silver

@@ -330,12 +330,31 @@ def decide(member, target, *, now, grace):
     return "down", target
 
 
-@transaction.atomic
+#: Members locked and written per transaction by the review's second pass.
+LOCK_BATCH = 2000
+#: What the review writes for; "keep" and "protected" need no write.
+WRITING_ACTIONS = ("up", "down", "grace", "clear")
+
+
+@dataclass
+class _Standing:
+    """A member's row as the review's first pass reads it (no model instance)."""
+
+    pk: int
+    tier: Tier | None
+    tier_protected_until: object
+    tier_grace_until: object
+
+
 def review(*, now=None, start_id=None, end_id=None):
     """Review every member with an id in [start_id, end_id): set-based.
 
-    Locks the range's members (in id order), reads their qualifying values in one
-    query, decides each member in memory and writes members and history in bulk.
+    A first pass reads the range's members as plain rows and their qualifying
+    values in one aggregate query, without locking, and finds the few members the
+    review must write for (up, down, grace starts or ends). Only those are then
+    locked (in id order), their values read again under the lock and decided
+    again, and written in bulk with their history. A member whose standing
+    changes between the passes is decided on what holds under the lock.
     Idempotent: a second run at the same ``now`` finds nothing to change.
     """
     now = now or timezone.now()
@@ -344,17 +363,40 @@ def review(*, now=None, start_id=None, end_id=None):
         members = members.filter(pk__gte=start_id)
     if end_id is not None:
         members = members.filter(pk__lt=end_id)
-    locked = list(
-        members.select_for_update()
-        .order_by("pk")
-        .only("pk", "user_id", "tier", "tier_protected_until", "tier_grace_until")
-    )
-    if not locked:
-        return ReviewResult()
-    values = qualifying_values(members, now=now)
     tiers = all_tiers()
     by_pk = {tier.pk: tier for tier in tiers}
     grace = timedelta(days=loyalty_settings.TIER_GRACE_DAYS)
+    values = qualifying_values(members, now=now)
+    result = ReviewResult()
+    candidates = []
+    rows = members.order_by().values_list(
+        "pk", "tier_id", "tier_protected_until", "tier_grace_until"
+    )
+    for pk, tier_id, protected_until, grace_until in rows.iterator(chunk_size=5000):
+        standing = _Standing(pk, by_pk.get(tier_id), protected_until, grace_until)
+        target = tier_for(values.get(pk, ZERO), tiers)
+        action, _ = decide(standing, target, now=now, grace=grace)
+        if action in WRITING_ACTIONS:
+            candidates.append(pk)
+        elif action == "protected":
+            result.kept_protected += 1
+    for start in range(0, len(candidates), LOCK_BATCH):
+        batch = candidates[start : start + LOCK_BATCH]
+        result += _review_locked(batch, tiers, now=now, grace=grace)
+    return result
+
+
+@transaction.atomic
+def _review_locked(member_ids, tiers, *, now, grace):
+    """Decide and write the review for ``member_ids``, locked and read afresh."""
+    by_pk = {tier.pk: tier for tier in tiers}
+    chosen = Member.objects.filter(pk__in=member_ids)
+    locked = list(
+        chosen.select_for_update()
+        .order_by("pk")
+        .only("pk", "user_id", "tier", "tier_protected_until", "tier_grace_until")
+    )
+    values = qualifying_values(chosen, now=now)
     result = ReviewResult()
     changed, graced, cleared, member_changes = [], [], [], []
     for member in locked:
