@@ -20,6 +20,7 @@ from oscar.core.loading import get_model
 from . import notifications, rules
 from .conf import PREFIX, loyalty_settings
 from .models import Entry, Hold, Lot, Member, Posting
+from .services import tiers
 
 logger = logging.getLogger(__name__)
 
@@ -302,6 +303,9 @@ def confirm_returned_lots(*, now=None, start_id=None, end_id=None):
             confirmed += _confirm_batch(
                 lots[start : start + WRITE_BATCH], now, expires_at
             )
+    # Their orders now count towards tiers: members who reach a higher one move up
+    # now, as on a confirm status (after the ledger's transaction, in batches).
+    tiers.upgrade_members({row[1] for row in lots}, now=now)
     return confirmed
 
 

@@ -238,3 +238,27 @@ def test_workers_and_status_changes_at_once_confirm_each_lot_once():
     assert not Lot.objects.filter(status=Lot.Status.PENDING).exists()
     assert sum(Member.objects.values_list("available", flat=True)) == 60 * 61 // 2
     assert find_drift() == []
+
+
+def test_an_order_past_its_window_moves_its_member_up_at_once(client):
+    """Confirmed by the return window, the order counts: no wait for the review."""
+    from decimal import Decimal
+
+    from oscar_loyalty.models import Tier, TierChange
+    from tests.checkout import place_order
+
+    Tier.objects.create(code="regular", name="Regular", rank=0, threshold=0)
+    silver = Tier.objects.create(code="silver", name="Silver", rank=1, threshold=50)
+    CountryFactory()
+    shopper = UserFactory()
+    client.force_login(shopper)
+    order = place_order(client, ProductFactory(stockrecord__price=Decimal("60.00")))
+    member = Member.objects.get(user=shopper)
+    assert member.tier.code == "regular"
+
+    jobs.confirm_returned_lots(now=order.date_placed + timedelta(days=15))
+
+    member.refresh_from_db()
+    assert member.tier == silver
+    change = TierChange.objects.get(member=member)
+    assert (change.kind, change.to_tier) == (TierChange.Kind.UPGRADE, silver)

@@ -386,9 +386,32 @@ def review(*, now=None, start_id=None, end_id=None):
     return result
 
 
+def upgrade_members(member_ids, *, now=None):
+    """:func:`upgrade` for many members at once (after a set-based confirmation).
+
+    Moves up those whose confirmed activity now reaches a higher tier and ends the
+    grace of those who qualify again; never moves anyone down. A fixed number of
+    statements per :data:`LOCK_BATCH` members. Returns a :class:`ReviewResult`.
+    """
+    now = now or timezone.now()
+    tiers = all_tiers()
+    ids = sorted(set(member_ids))
+    result = ReviewResult()
+    if not tiers:
+        return result
+    for start in range(0, len(ids), LOCK_BATCH):
+        result += _review_locked(
+            ids[start : start + LOCK_BATCH], tiers, now=now, grace=None, only_up=True
+        )
+    return result
+
+
 @transaction.atomic
-def _review_locked(member_ids, tiers, *, now, grace):
-    """Decide and write the review for ``member_ids``, locked and read afresh."""
+def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
+    """Decide and write the review for ``member_ids``, locked and read afresh.
+
+    ``only_up``: upgrades (and the end of a grace) only, as on confirmation.
+    """
     by_pk = {tier.pk: tier for tier in tiers}
     chosen = Member.objects.filter(pk__in=member_ids)
     locked = list(
@@ -403,10 +426,11 @@ def _review_locked(member_ids, tiers, *, now, grace):
         member.tier = by_pk.get(member.tier_id)
         value = values.get(member.pk, ZERO)
         action, tier = decide(member, tier_for(value, tiers), now=now, grace=grace)
+        if only_up and action not in ("up", "clear"):
+            continue
         if action in ("up", "down"):
-            change = _change(
-                member, tier, kind=TierChange.Kind.REVIEW, now=now, value=value
-            )
+            kind = TierChange.Kind.UPGRADE if only_up else TierChange.Kind.REVIEW
+            change = _change(member, tier, kind=kind, now=now, value=value)
             changed.append(member)
             member_changes.append((member, change))
             if action == "up":
