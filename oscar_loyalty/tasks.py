@@ -14,7 +14,7 @@ from oscar.core.loading import get_model
 
 from . import jobs
 from .conf import loyalty_settings
-from .models import Lot, Member, Posting
+from .models import Lot, Member, OrderActivity, Posting
 from .services import orders
 
 #: Lot ids per expiry task: large enough to be set-based, small enough to retry.
@@ -116,11 +116,14 @@ def award_missed_orders(days=3):
     """Award orders of the last ``days`` whose ``order_placed`` receiver failed."""
     Order = get_model("order", "Order")
     earned = Posting.objects.of_order(OuterRef("number")).filter(kind=Posting.Kind.EARN)
+    # An order too small to earn points has its activity towards tiers instead.
+    recorded = OrderActivity.objects.filter(order_number=OuterRef("number"))
     missed = (
         Order.objects.filter(
             user__isnull=False, date_placed__gte=timezone.now() - timedelta(days=days)
         )
         .exclude(Exists(earned))
+        .exclude(Exists(recorded))
         .select_related("user")
     )
     return sum(orders.award_order(order) or 0 for order in missed.iterator(500))
@@ -139,8 +142,10 @@ def follow_missed_status_changes(days=30):
     since = timezone.now() - timedelta(days=days)
     recent = Order.objects.filter(user__isnull=False, date_placed__gte=since)
     earned = Lot.objects.filter(order_number=OuterRef("number"), source=Lot.Source.EARN)
+    activity = OrderActivity.objects.filter(order_number=OuterRef("number"))
     unconfirmed = recent.filter(
-        Exists(earned.filter(status=Lot.Status.PENDING)),
+        Exists(earned.filter(status=Lot.Status.PENDING))
+        | Exists(activity.filter(confirmed_at__isnull=True, cancelled_at__isnull=True)),
         status__in=loyalty_settings.CONFIRM_STATUSES,
     ).values_list("number", flat=True)
     redeemed = Posting.objects.of_order(OuterRef("number")).filter(
@@ -154,6 +159,7 @@ def follow_missed_status_changes(days=30):
         .filter(
             Exists(earned.filter(reversed__lt=F("points")))
             | (Exists(redeemed) & ~Exists(restored))
+            | Exists(activity.filter(cancelled_at__isnull=True))
         )
         .values_list("number", flat=True)
     )
@@ -215,8 +221,11 @@ TIER_REVIEW_CHUNK = 50_000
 
 @shared_task(name="oscar_loyalty.review_tiers")
 def review_tiers(now=None):
-    """The periodic tier review: fans out over member-id ranges; returns the chunks."""
-    now = now or timezone.now().isoformat()
+    """The periodic tier review: fans out over member-id ranges; returns the chunks.
+
+    Each chunk reviews at the moment it runs, unless ``now`` (ISO 8601) is given:
+    a chunk run minutes after the fan-out then sees the orders confirmed since.
+    """
     ranges = id_ranges(Member.objects.all(), "id", TIER_REVIEW_CHUNK)
     for start, end in ranges:
         review_tiers_chunk.delay(now, start, end)
@@ -227,5 +236,6 @@ def review_tiers(now=None):
 def review_tiers_chunk(now, start_id, end_id):
     from .services import tiers
 
-    result = tiers.review(now=parse_datetime(now), start_id=start_id, end_id=end_id)
+    moment = parse_datetime(now) if now else None
+    result = tiers.review(now=moment, start_id=start_id, end_id=end_id)
     return result.as_tuple()

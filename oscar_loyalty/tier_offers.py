@@ -11,7 +11,11 @@ offer's discount.
 
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
+from django.utils import translation
+from django.utils.html import escape
+from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
 ConditionalOffer = get_model("offer", "ConditionalOffer")
@@ -25,12 +29,24 @@ CONDITION_PATH = f"{__package__}.models.TierCondition"
 
 
 def offer_name(tier, kind):
+    """The offer's name, in the shop's language (``LANGUAGE_CODE``): Oscar stores
+    it and shows it in baskets, orders and its offer list."""
     from .models import TierOffer
 
-    if kind == TierOffer.Kind.DISCOUNT:
-        percent = Decimal(str(tier.discount_percent)).normalize()
-        return f"{tier.name} member −{percent:f}%"
-    return f"{tier.name} member free shipping"
+    with translation.override(settings.LANGUAGE_CODE):
+        if kind == TierOffer.Kind.DISCOUNT:
+            percent = Decimal(str(tier.discount_percent)).normalize()
+            return _("%(tier)s member −%(percent)s%%") % {
+                "tier": tier.name,
+                "percent": f"{percent:f}",
+            }
+        return _("%(tier)s member free shipping") % {"tier": tier.name}
+
+
+def offer_description(tier):
+    """The tier's description as HTML-safe text: Oscar shows offer descriptions
+    unescaped on its public offer pages."""
+    return escape(tier.description)
 
 
 def _all_products_range():
@@ -72,6 +88,10 @@ def sync_tier_offers(tier):
         offer = link.offer if link else None
         if not gives:
             if offer is not None and offer.status != ConditionalOffer.SUSPENDED:
+                # Value 0 marks the plugin's own suspension (the tier gives
+                # nothing); an offer the owner suspended keeps its value.
+                offer.benefit.value = 0
+                offer.benefit.save(update_fields=["value"])
                 offer.suspend()
             continue
         name = _unique_name(offer_name(tier, kind), offer)
@@ -86,7 +106,7 @@ def sync_tier_offers(tier):
             )
             offer = ConditionalOffer.objects.create(
                 name=name,
-                description=tier.description,
+                description=offer_description(tier),
                 offer_type=ConditionalOffer.SITE,
                 status=ConditionalOffer.OPEN,
                 exclusive=False,
@@ -97,14 +117,19 @@ def sync_tier_offers(tier):
             TierOffer.objects.create(tier=tier, kind=kind, offer=offer)
             continue
         benefit = offer.benefit
+        suspended_by_us = (
+            offer.status == ConditionalOffer.SUSPENDED and benefit.value == 0
+        )
         if benefit.value != value or benefit.type != benefit_type:
             benefit.type = benefit_type
             benefit.value = value
             benefit.save(update_fields=["type", "value"])
-        if offer.name != name:
+        description = offer_description(tier)
+        if (offer.name, offer.description) != (name, description):
             offer.name = name
-            offer.save(update_fields=["name"])
-        if offer.status == ConditionalOffer.SUSPENDED:
+            offer.description = description
+            offer.save(update_fields=["name", "description"])
+        if suspended_by_us:  # the tier gives this again; the owner's pause stays
             offer.unsuspend()
 
 
@@ -112,7 +137,8 @@ def sync_tier_offers(tier):
 
 
 def _tier_offer_map(basket):
-    """{offer id: (kind, tier rank)} of every tier offer, once per request."""
+    """{offer id: (kind, tier rank)} of the tier offers Oscar applies now (open and
+    within their dates), once per request."""
     cached = getattr(basket, "_loyalty_tier_offers", None)
     if cached is None:
         from .models import TierOffer
@@ -120,7 +146,7 @@ def _tier_offer_map(basket):
         cached = {
             offer_id: (kind, rank)
             for offer_id, kind, rank in TierOffer.objects.filter(
-                offer__status=ConditionalOffer.OPEN
+                offer__in=ConditionalOffer.active.values("pk")
             ).values_list("offer_id", "kind", "tier__rank")
         }
         basket._loyalty_tier_offers = cached

@@ -244,3 +244,56 @@ def test_points_can_pay_for_half_of_what_is_left_after_the_tier_discount(
     assert response.status_code == 200
     panel = response.content.decode()
     assert 'max="4600"' in panel  # 50 % of 92.00 at 0.01 a point
+
+
+def test_the_tier_description_reaches_oscars_offer_pages_escaped(client, tiers):
+    gold = tiers["gold"]
+    gold.description = '<img src=x onerror="alert(1)"> & more'
+    gold.save()
+
+    response = client.get(reverse("offer:list"))
+
+    html = response.content.decode()
+    assert '<img src=x onerror="alert(1)">' not in html
+    assert "&lt;img src=x" in html
+
+
+def test_an_offer_the_owner_suspended_stays_suspended_when_the_tier_is_saved(tiers):
+    gold = tiers["gold"]
+    offer = TierOffer.objects.get(tier=gold, kind=TierOffer.Kind.DISCOUNT).offer
+    offer.suspend()
+
+    gold.description = "Now with tea tastings."
+    gold.save()
+
+    offer.refresh_from_db()
+    assert offer.status == ConditionalOffer.SUSPENDED
+
+
+def test_a_gold_member_gets_silvers_discount_while_golds_offer_is_out_of_date(
+    client, tiers, product
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    offer = TierOffer.objects.get(
+        tier=tiers["gold"], kind=TierOffer.Kind.DISCOUNT
+    ).offer
+    offer.end_datetime = timezone.now() - timedelta(days=1)
+    offer.save()
+    client.force_login(shopper_in(tiers["gold"]))
+    add_to_basket(client, product)
+
+    assert basket_discounts(client)[1] == {"Silver member −5%": Decimal("5.00")}
+
+
+def test_offer_names_are_written_in_the_shops_language(db, settings):
+    settings.LANGUAGE_CODE = "zh-hans"
+
+    gold = Tier.objects.create(
+        code="gold", name="黄金", rank=2, threshold=5000, discount_percent=8
+    )
+
+    offer = TierOffer.objects.get(tier=gold).offer
+    assert offer.name == "黄金会员 −8%"

@@ -1127,3 +1127,44 @@ def test_a_member_who_qualifies_again_before_the_lock_is_not_moved_down(
 
     assert result.downgraded == 0
     assert tier_of(member) == silver
+
+
+def test_a_return_window_of_zero_days_counts_unconfirmed_orders_at_once(settings):
+    settings.OSCAR_LOYALTY_CONFIRM_AFTER_DAYS = 0
+    member = member_in()
+    activity(member, "2000.00", placed_at=NOW - timedelta(days=3), confirmed=False)
+
+    assert value_of(member) == Decimal("2000.00")
+
+
+def test_a_tier_reached_in_a_calendar_year_is_kept_through_the_next(ladder, settings):
+    settings.OSCAR_LOYALTY_TIER_WINDOW = "calendar_year"
+    settings.OSCAR_LOYALTY_TIER_GRACE_DAYS = 0
+    zone = ZoneInfo(settings.TIME_ZONE)
+    gold = ladder[2]
+    member = member_in(gold)
+    activity(member, "6000.00", placed_at=datetime(2025, 11, 20, 12, tzinfo=zone))
+
+    tiers.review(now=datetime(2026, 6, 1, tzinfo=zone))
+    assert tier_of(member) == gold
+
+    tiers.review(now=datetime(2027, 1, 2, tzinfo=zone))
+    assert tier_of(member) == ladder[0]
+
+
+def test_a_failing_tier_changed_listener_does_not_undo_or_break_the_change(
+    ladder, staff, django_capture_on_commit_callbacks, caplog
+):
+    def broken(**kwargs):
+        raise RuntimeError("a shop's listener is broken")
+
+    tier_changed.connect(broken, weak=False, dispatch_uid="test_tiers.broken")
+    try:
+        member = member_in(ladder[0])
+        with django_capture_on_commit_callbacks(execute=True):
+            tiers.set_tier(member=member, tier=ladder[2], reason="VIP", actor=staff)
+    finally:
+        tier_changed.disconnect(dispatch_uid="test_tiers.broken")
+
+    assert tier_of(member) == ladder[2]
+    assert "tier_changed receiver" in caplog.text

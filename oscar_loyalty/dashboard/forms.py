@@ -349,11 +349,18 @@ class SetTierForm(forms.Form):
         queryset=Tier.objects.order_by("rank"),
         required=False,
         empty_label=_("No tier"),
+        help_text=_(
+            "A member put below what their activity reaches moves up again at their "
+            "next confirmed order or review: protection only keeps members from "
+            "moving down."
+        ),
     )
     reason = forms.CharField(
         label=_("Reason"),
         max_length=255,
-        help_text=_("Kept in the member's tier history with your name."),
+        help_text=_(
+            "Kept in the member's tier history with your name, for staff only."
+        ),
         error_messages={"required": TierReasonRequired.default_message},
     )
     protect_until = forms.DateField(

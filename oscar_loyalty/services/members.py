@@ -77,6 +77,10 @@ def create_missing_members(users, *, channel=Member.Channel.BACKFILL, batch_size
 def join_entry_tier(member_ids):
     """New members start in the entry tier (the lowest, if it asks for nothing).
 
+    Starting is not a change of tier: no history row and no ``tier_changed``
+    (``tier_since`` says when); members who joined before the shop had tiers are
+    moved into one by the review, which records it.
+
     Returns how many members joined it.
     """
     from . import tiers

@@ -15,6 +15,7 @@ tier groups (cumulative) and sends :data:`~oscar_loyalty.signals.tier_changed`
 after commit.
 """
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -32,6 +33,8 @@ from ..models import Lot, Member, OrderActivity, Tier, TierChange
 from ..signals import tier_changed
 from .ledger import SYSTEM, lock_member
 
+logger = logging.getLogger(__name__)
+
 ZERO = Decimal(0)
 CENT = Decimal("0.01")
 
@@ -39,43 +42,51 @@ CENT = Decimal("0.01")
 # Qualifying activity ---------------------------------------------------------------
 
 
-def counted_activity(now):
+def _placed_within(field, now, window):
+    """``field`` within ``window`` = (start, end), end excluded; default: the
+    qualifying window up to and including ``now``."""
+    if window is None:
+        return Q(
+            **{f"{field}__gte": rules.tier_window_start(now), f"{field}__lte": now}
+        )
+    start, end = window
+    return Q(**{f"{field}__gte": start, f"{field}__lt": end})
+
+
+def counted_activity(now, window=None):
     """Order activity that counts towards tiers at ``now``.
 
     Placed within the window, not cancelled, and confirmed: by a confirm status,
-    or (with a return window set) by the window having passed.
+    or (with a return window set, 0 days included) by the window having passed.
     """
     confirmed = Q(confirmed_at__isnull=False)
     after = loyalty_settings.CONFIRM_AFTER_DAYS
-    if after:
+    if after is not None:
         confirmed |= Q(placed_at__lte=now - timedelta(days=after))
     return OrderActivity.objects.filter(
-        confirmed,
-        cancelled_at__isnull=True,
-        placed_at__gte=rules.tier_window_start(now),
-        placed_at__lte=now,
+        confirmed, _placed_within("placed_at", now, window), cancelled_at__isnull=True
     )
 
 
-def counted_points(now):
+def counted_points(now, window=None):
     """Earned lots whose points count on the ``points`` basis at ``now``."""
     return Lot.objects.filter(
+        _placed_within("created_at", now, window),
         source=Lot.Source.EARN,
         confirmed_at__isnull=False,
-        created_at__gte=rules.tier_window_start(now),
-        created_at__lte=now,
     )
 
 
-def qualifying_values(members, *, now):
+def qualifying_values(members, *, now, window=None):
     """{member id: qualifying value} for a member queryset, in one query.
 
-    Members with no counted activity are absent (their value is 0).
+    Over the qualifying window ending ``now``, or ``window`` (start, end). Members
+    with no counted activity are absent (their value is 0).
     """
     basis = loyalty_settings.TIER_BASIS
     if basis == "points":
         rows = (
-            counted_points(now)
+            counted_points(now, window)
             .filter(member__in=members)
             .values("member_id")
             .order_by()
@@ -83,7 +94,7 @@ def qualifying_values(members, *, now):
         )
     elif basis == "orders":
         rows = (
-            counted_activity(now)
+            counted_activity(now, window)
             # Not refunded in full; an order points paid for entirely counts too.
             .filter(Q(spend__gt=F("refunded")) | Q(spend=0), member__in=members)
             .values("member_id")
@@ -92,7 +103,7 @@ def qualifying_values(members, *, now):
         )
     else:
         rows = (
-            counted_activity(now)
+            counted_activity(now, window)
             .filter(member__in=members)
             .values("member_id")
             .order_by()
@@ -102,6 +113,24 @@ def qualifying_values(members, *, now):
     return {
         row["member_id"]: Decimal(row["value"] or 0).quantize(places) for row in rows
     }
+
+
+def standing_values(members, *, now):
+    """{member id: the value that keeps or reaches a tier} at ``now``.
+
+    Rolling window: the qualifying value. Calendar year: a tier reached in a year
+    is kept through the next, so the better of this year's value and last year's.
+    """
+    values = qualifying_values(members, now=now)
+    if loyalty_settings.TIER_WINDOW != "calendar_year":
+        return values
+    start = rules.tier_window_start(now)
+    last_year = (start.replace(year=start.year - 1), start)
+    for member_id, value in qualifying_values(
+        members, now=now, window=last_year
+    ).items():
+        values[member_id] = max(value, values.get(member_id, ZERO))
+    return values
 
 
 def qualifying_value(member, *, now=None):
@@ -196,7 +225,7 @@ def _change(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
     return change
 
 
-def _after_commit(member_changes):
+def announce_changes(member_changes):
     """Mirror the changes into the groups, then announce them once committed."""
     if not member_changes:
         return
@@ -205,15 +234,25 @@ def _after_commit(member_changes):
 
     def announce():
         for member, change in member_changes:
-            tier_changed.send(
+            responses = tier_changed.send_robust(
                 sender=Member,
                 member=member,
                 old_tier=tiers.get(change.from_tier_id),
                 new_tier=change.to_tier,
                 change=change,
             )
+            for receiver, response in responses:
+                if isinstance(response, Exception):
+                    logger.error(
+                        "A tier_changed receiver (%r) failed for member %s",
+                        receiver,
+                        member.pk,
+                        exc_info=response,
+                    )
 
-    transaction.on_commit(announce)
+    # Robust: a shop's failing listener never turns a committed change (or the
+    # checkout that made it) into an error.
+    transaction.on_commit(announce, robust=True)
 
 
 @transaction.atomic
@@ -226,7 +265,9 @@ def upgrade(member, *, now=None):
     now = now or timezone.now()
     member = lock_member(member.pk)
     tiers = all_tiers()
-    value = qualifying_value(member, now=now)
+    value = standing_values(Member.objects.filter(pk=member.pk), now=now).get(
+        member.pk, ZERO
+    )
     target = tier_for(value, tiers)
     if rank_of(target) <= rank_of(member.tier):
         if member.tier_grace_until and rank_of(target) == rank_of(member.tier):
@@ -236,7 +277,7 @@ def upgrade(member, *, now=None):
     change = _change(member, target, kind=TierChange.Kind.UPGRADE, now=now, value=value)
     member.save(update_fields=["tier", "tier_since", "tier_grace_until"])
     change.save()
-    _after_commit([(member, change)])
+    announce_changes([(member, change)])
     return change
 
 
@@ -288,7 +329,7 @@ def set_tier(*, member, tier, reason, actor, protect_until=None, now=None):
         update_fields=["tier", "tier_since", "tier_grace_until", "tier_protected_until"]
     )
     change.save()
-    _after_commit([(member, change)])
+    announce_changes([(member, change)])
     return change
 
 
@@ -366,7 +407,7 @@ def review(*, now=None, start_id=None, end_id=None):
     tiers = all_tiers()
     by_pk = {tier.pk: tier for tier in tiers}
     grace = timedelta(days=loyalty_settings.TIER_GRACE_DAYS)
-    values = qualifying_values(members, now=now)
+    values = standing_values(members, now=now)
     result = ReviewResult()
     candidates = []
     rows = members.order_by().values_list(
@@ -419,7 +460,7 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
         .order_by("pk")
         .only("pk", "user_id", "tier", "tier_protected_until", "tier_grace_until")
     )
-    values = qualifying_values(chosen, now=now)
+    values = standing_values(chosen, now=now)
     result = ReviewResult()
     changed, graced, cleared, member_changes = [], [], [], []
     for member in locked:
@@ -457,7 +498,7 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
         Member.objects.bulk_update(
             graced + cleared, ["tier_grace_until"], batch_size=1000
         )
-    _after_commit(member_changes)
+    announce_changes(member_changes)
     return result
 
 
@@ -501,11 +542,13 @@ def sync_groups(user_tiers):
     Membership.objects.bulk_create(rows, ignore_conflicts=True)
 
 
+@transaction.atomic
 def resync_all_groups():
     """Every member's tier groups from their tier, in two statements.
 
     For when the tiers themselves change (one added, a rank moved): memberships of
-    the tier groups are replaced from ``Member.tier``.
+    the tier groups are replaced from ``Member.tier``, in one transaction (readers
+    see the old memberships until it commits).
     """
     from django.db import connection
 
@@ -530,7 +573,9 @@ def resync_all_groups():
             f"FROM {quote(Member._meta.db_table)} AS m "
             f"JOIN {quote(Tier._meta.db_table)} AS t ON t.id = m.tier_id "
             f"JOIN {quote(Tier._meta.db_table)} AS lower_tier "
-            f"ON lower_tier.rank <= t.rank AND lower_tier.group_id IS NOT NULL"
+            f"ON lower_tier.rank <= t.rank AND lower_tier.group_id IS NOT NULL "
+            # A membership added meanwhile (a sign-up, an upgrade) is kept.
+            f"WHERE true ON CONFLICT DO NOTHING"
         )
 
 
@@ -565,20 +610,36 @@ def record_order(*, member_id, order_number, placed_at, spend):
     )
 
 
+def _lock_activity_member(order_number):
+    """The activity's member locked first (the ledger's lock order); its id or None."""
+    member_id = (
+        OrderActivity.objects.filter(order_number=order_number)
+        .values_list("member_id", flat=True)
+        .first()
+    )
+    if member_id is not None:
+        lock_member(member_id)
+    return member_id
+
+
+@transaction.atomic
 def confirm_order(*, order_number, now=None):
     """The order's activity counts from now on; the member may move up a tier."""
     now = now or timezone.now()
-    activity = OrderActivity.objects.filter(order_number=order_number).first()
-    if activity is None:
+    member_id = _lock_activity_member(order_number)
+    if member_id is None:
         return None
     OrderActivity.objects.filter(
-        pk=activity.pk, confirmed_at__isnull=True, cancelled_at__isnull=True
+        order_number=order_number, confirmed_at__isnull=True, cancelled_at__isnull=True
     ).update(confirmed_at=now)
-    return upgrade(Member(pk=activity.member_id), now=now)
+    return upgrade(Member(pk=member_id), now=now)
 
 
+@transaction.atomic
 def cancel_order(*, order_number, now=None):
     """A cancelled order no longer counts (any downgrade waits for the review)."""
+    if _lock_activity_member(order_number) is None:
+        return
     OrderActivity.objects.filter(
         order_number=order_number, cancelled_at__isnull=True
     ).update(cancelled_at=now or timezone.now())
