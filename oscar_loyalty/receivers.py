@@ -137,4 +137,4 @@ def tier_saved(sender, instance, raw=False, **kwargs):
     tier_offers.sync_tier_offers(instance)
     from . import tasks
 
-    transaction.on_commit(tasks.resync_tier_groups.delay)
+    transaction.on_commit(tasks.resync_tier_groups.delay, robust=True)
