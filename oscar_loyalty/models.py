@@ -578,6 +578,7 @@ class TierChange(models.Model):
         on_delete=models.PROTECT,
         related_name="tier_changes",
         verbose_name=_("member"),
+        db_index=False,  # loyalty_tier_history starts with the member
     )
     from_tier = models.ForeignKey(
         Tier,

@@ -77,8 +77,30 @@ def counted_points(now, window=None):
     )
 
 
+def _of_members(members):
+    """Activity (or lots) of ``members``: a ``Q`` on ``member_id`` as it is, or a
+    member queryset. A range of ids as a ``Q`` lets the database read just that
+    range of the activity index, where ``member__in=<queryset>`` may scan it all."""
+    if isinstance(members, Q):
+        return members
+    return Q(member__in=members)
+
+
+def member_id_range(start_id=None, end_id=None):
+    """``Q`` on ``member_id`` for the ids in [start_id, end_id)."""
+    condition = Q()
+    if start_id is not None:
+        condition &= Q(member_id__gte=start_id)
+    if end_id is not None:
+        condition &= Q(member_id__lt=end_id)
+    return condition
+
+
 def qualifying_values(members, *, now, window=None):
-    """{member id: qualifying value} for a member queryset, in one query.
+    """{member id: qualifying value} for members, in one query.
+
+    ``members``: a member queryset, or a ``Q`` on ``member_id`` (see
+    :func:`member_id_range`).
 
     Over the qualifying window ending ``now``, or ``window`` (start, end). Members
     with no counted activity are absent (their value is 0).
@@ -87,7 +109,7 @@ def qualifying_values(members, *, now, window=None):
     if basis == "points":
         rows = (
             counted_points(now, window)
-            .filter(member__in=members)
+            .filter(_of_members(members))
             .values("member_id")
             .order_by()
             .annotate(value=Sum(F("points") - F("reversed")))
@@ -96,7 +118,7 @@ def qualifying_values(members, *, now, window=None):
         rows = (
             counted_activity(now, window)
             # Not refunded in full; an order points paid for entirely counts too.
-            .filter(Q(spend__gt=F("refunded")) | Q(spend=0), member__in=members)
+            .filter(Q(spend__gt=F("refunded")) | Q(spend=0), _of_members(members))
             .values("member_id")
             .order_by()
             .annotate(value=Count("id"))
@@ -104,7 +126,7 @@ def qualifying_values(members, *, now, window=None):
     else:
         rows = (
             counted_activity(now, window)
-            .filter(member__in=members)
+            .filter(_of_members(members))
             .values("member_id")
             .order_by()
             .annotate(value=Sum(F("spend") - F("refunded")))
@@ -135,8 +157,7 @@ def standing_values(members, *, now):
 
 def qualifying_value(member, *, now=None):
     now = now or timezone.now()
-    members = Member.objects.filter(pk=member.pk)
-    return qualifying_values(members, now=now).get(member.pk, ZERO)
+    return qualifying_values(Q(member_id=member.pk), now=now).get(member.pk, ZERO)
 
 
 def all_tiers():
@@ -265,9 +286,7 @@ def upgrade(member, *, now=None):
     now = now or timezone.now()
     member = lock_member(member.pk)
     tiers = all_tiers()
-    value = standing_values(Member.objects.filter(pk=member.pk), now=now).get(
-        member.pk, ZERO
-    )
+    value = standing_values(Q(member_id=member.pk), now=now).get(member.pk, ZERO)
     target = tier_for(value, tiers)
     if rank_of(target) <= rank_of(member.tier):
         if member.tier_grace_until and rank_of(target) == rank_of(member.tier):
@@ -407,7 +426,7 @@ def review(*, now=None, start_id=None, end_id=None):
     tiers = all_tiers()
     by_pk = {tier.pk: tier for tier in tiers}
     grace = timedelta(days=loyalty_settings.TIER_GRACE_DAYS)
-    values = standing_values(members, now=now)
+    values = standing_values(member_id_range(start_id, end_id), now=now)
     result = ReviewResult()
     candidates = []
     rows = members.order_by().values_list(
@@ -460,7 +479,7 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
         .order_by("pk")
         .only("pk", "user_id", "tier", "tier_protected_until", "tier_grace_until")
     )
-    values = standing_values(chosen, now=now)
+    values = standing_values(Q(member_id__in=member_ids), now=now)
     result = ReviewResult()
     changed, graced, cleared, member_changes = [], [], [], []
     for member in locked:
@@ -487,16 +506,26 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
             cleared.append(member)
         elif action == "protected":
             result.kept_protected += 1
-    if changed:
-        Member.objects.bulk_update(
-            changed, ["tier", "tier_since", "tier_grace_until"], batch_size=1000
+    # One UPDATE per new tier, one for graces started, one for graces ended: every
+    # change of a review shares its moment.
+    by_target = {}
+    for member in changed:
+        by_target.setdefault(member.tier_id, []).append(member.pk)
+    for tier_id, ids in by_target.items():
+        Member.objects.filter(pk__in=ids).update(
+            tier_id=tier_id, tier_since=now, tier_grace_until=None
         )
+    if changed:
         TierChange.objects.bulk_create(
             [change for _, change in member_changes], batch_size=1000
         )
-    if graced or cleared:
-        Member.objects.bulk_update(
-            graced + cleared, ["tier_grace_until"], batch_size=1000
+    if graced:
+        Member.objects.filter(pk__in=[member.pk for member in graced]).update(
+            tier_grace_until=now + grace
+        )
+    if cleared:
+        Member.objects.filter(pk__in=[member.pk for member in cleared]).update(
+            tier_grace_until=None
         )
     announce_changes(member_changes)
     return result
@@ -531,15 +560,35 @@ def sync_groups(user_tiers):
     groups = {tier.pk: ensure_group(tier).pk for tier in tiers}
     Membership = get_user_model().groups.through
     user_ids = [user_id for user_id, _ in user_tiers]
-    Membership.objects.filter(
-        **{"user_id__in": user_ids, "group_id__in": list(groups.values())}
-    ).delete()
+    _delete_memberships(Membership, user_ids, list(groups.values()))
     rows = []
     for user_id, tier in user_tiers:
         for lower in tiers:
             if tier is not None and lower.rank <= tier.rank:
                 rows.append(Membership(user_id=user_id, group_id=groups[lower.pk]))
     Membership.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _delete_memberships(Membership, user_ids, group_ids):
+    """One DELETE of the users' memberships of the groups (Django's delete() would
+    first select them, then delete in many statements)."""
+    if not user_ids or not group_ids:
+        return
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    meta = Membership._meta
+    user_column = meta.get_field(get_user_model()._meta.model_name).column
+    group_column = meta.get_field("group").column
+    with connection.cursor() as cursor:
+        for start in range(0, len(user_ids), 10_000):
+            users = user_ids[start : start + 10_000]
+            cursor.execute(
+                f"DELETE FROM {quote(meta.db_table)} "
+                f"WHERE {quote(user_column)} IN ({', '.join(['%s'] * len(users))}) "
+                f"AND {quote(group_column)} IN ({', '.join(['%s'] * len(group_ids))})",
+                [*users, *group_ids],
+            )
 
 
 @transaction.atomic
