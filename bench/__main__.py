@@ -3,22 +3,24 @@
 import argparse
 import sys
 
-from bench import checkout, expiry, ledger, test_suite
+from bench import checkout, expiry, ledger, test_suite, tier_review
 
 BENCHMARKS = {
     "checkout": checkout.run,
     "ledger": ledger.run,
     "expiry": expiry.run,
+    "tier_review": tier_review.run,
     "test_suite": test_suite.run,
 }
 #: What ``all`` (``make bench``) runs: a few minutes. The suite's timing is as long
 #: as ``make test``; run it by name.
-STANDARD = ("checkout", "ledger", "expiry")
+STANDARD = ("checkout", "ledger", "expiry", "tier_review")
 SCALES = (
     "how much work, per benchmark: checkout, orders measured (default 30); "
     "ledger, redemptions as a multiple of 3,000 (default 1); expiry, due lots as a "
-    "multiple of 2.5 million (default 0.1); unused by test_suite. Not with 'all' "
-    "(checkout, ledger and expiry, each at its default)"
+    "multiple of 2.5 million (default 0.1); tier_review, members as a multiple of "
+    "1 million (default 0.1); unused by test_suite. Not with 'all' (checkout, "
+    "ledger, expiry and tier_review, each at its default)"
 )
 
 

@@ -179,3 +179,207 @@ def pause_autovacuum():
             cursor.execute(
                 f"ALTER TABLE {table(model)} SET (autovacuum_enabled = false)"
             )
+
+
+#: The tiers of :func:`populate_tiers`: (code, name, rank, threshold in money).
+TIERS = (
+    ("regular", "Regular", 0, 0),
+    ("silver", "Silver", 1, 1000),
+    ("gold", "Gold", 2, 5000),
+    ("diamond", "Diamond", 3, 10000),
+)
+#: Order activity rows per member in :func:`populate_tiers`.
+ACTIVITY_PER_MEMBER = 5
+
+
+def _drawn(expression, seed, below):
+    """SQL for a fixed draw in [0, below) from a hash of ``expression``."""
+    return (
+        f"mod(hashint8extended(({expression})::bigint, {seed}) & 2147483647, {below})"
+    )
+
+
+def tier_mix(member_id):
+    """SQL naming the part of the tier mix of :func:`populate_tiers` a member is in.
+
+    ``member_id``: an SQL expression (e.g. ``m.id``). A fixed hash of the id, so
+    any check can tell, from scratch, what a review must do to each member. Parts
+    of 100: ``up`` 5 (one tier below what they qualify for; no tier at all when
+    they qualify for the lowest), ``grace`` 4 (one tier above, no grace yet),
+    ``grace_after_protection`` 1 (the same, protection ended 5 days ago), ``down``
+    2 (one above, grace ended 1–60 days ago), ``protected`` 1 (one above,
+    protected for 1–180 more days), ``in_grace`` 2 (one above, grace ending in
+    1–29 days), ``clear`` 1 (the tier they qualify for, grace still set),
+    ``protected_same`` 1 (the tier they qualify for, protected), ``keep`` 83.
+    "One above" stops at the top tier (such members are in the tier they qualify
+    for, with their grace or protection dates).
+    """
+    bucket = _drawn(member_id, 5, 100)
+    return f"""(CASE
+        WHEN {bucket} < 5 THEN 'up'
+        WHEN {bucket} < 9 THEN 'grace'
+        WHEN {bucket} < 10 THEN 'grace_after_protection'
+        WHEN {bucket} < 12 THEN 'down'
+        WHEN {bucket} < 13 THEN 'protected'
+        WHEN {bucket} < 15 THEN 'in_grace'
+        WHEN {bucket} < 16 THEN 'clear'
+        WHEN {bucket} < 17 THEN 'protected_same'
+        ELSE 'keep'
+    END)"""
+
+
+def populate_tiers(*, members, now, window_start):
+    """A tiers programme: ``members`` members (and users, by :func:`populate` with no
+    lots), four tiers with their groups, :data:`ACTIVITY_PER_MEMBER` order activity
+    rows per member and a current tier for each; returns (first, last member id).
+
+    Tiers (:data:`TIERS`): Regular 0, Silver 1,000, Gold 5,000, Diamond 10,000
+    (ranks 0–3), each with its group ``loyalty:<code>``. Activity: order numbers
+    ``TR<id>``, placed at a fixed-hash moment of the last 18 months (about two
+    thirds of them inside a 12-month window), spend 0–3,000.00; 10 % never
+    confirmed, 2 % cancelled before and 2 % after being confirmed (confirmed 14
+    days after being placed, ``now`` at the latest), 8 % refunded in part. Row
+    ``g`` is member ``g mod members``'s, so a member's rows are far apart.
+
+    Each member's current tier follows :func:`tier_mix` from what they qualify for
+    at ``now`` (confirmed, not cancelled, spend less refunds, placed from
+    ``window_start`` to ``now``); members are in their tier's group and every lower
+    tier's (cumulative), as the shop keeps them. Tiers are written as rows (no
+    offers are made for them: the review does not use offers).
+    """
+    from django.contrib.auth.models import Group
+
+    from oscar_loyalty.models import OrderActivity, Tier
+
+    first, last = populate(members=members, due_lots=0, valid_lots=0, now=now)
+    Membership = get_user_model().groups.through
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        fast = _is_superuser(cursor)
+        if fast:
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute("SET synchronous_commit = off")
+        g0 = _max_id(cursor, Group)
+        t0 = _max_id(cursor, Tier)
+        a0 = _max_id(cursor, OrderActivity)
+        for offset, (code, name, rank, threshold) in enumerate(TIERS, start=1):
+            cursor.execute(
+                f"INSERT INTO {table(Group)} (id, name) VALUES (%s, %s)",
+                [g0 + offset, f"loyalty:{code}"],
+            )
+            cursor.execute(
+                f"""
+                INSERT INTO {table(Tier)} (id, code, name, rank, threshold,
+                    points_multiplier, discount_percent, free_shipping, badge, colour,
+                    description, group_id)
+                VALUES (%s, %s, %s, %s, %s, 1, 0, false, '', '#6c757d', '', %s)
+                """,
+                [t0 + offset, code, name, rank, threshold, g0 + offset],
+            )
+        params = {
+            "members": members,
+            "rows": members * ACTIVITY_PER_MEMBER,
+            "first": first,
+            "last": last,
+            "a0": a0,
+            "now": now,
+            "window_start": window_start,
+        }
+        cursor.execute(
+            f"""
+            INSERT INTO {table(OrderActivity)} (id, member_id, order_number,
+                placed_at, spend, refunded, confirmed_at, cancelled_at)
+            SELECT %(a0)s + g, %(first)s + mod(g - 1, %(members)s),
+                'TR' || (%(a0)s + g), placed, spend,
+                CASE WHEN fate BETWEEN 14 AND 21
+                    THEN trunc(spend * {_drawn("g", 4, 100)} / 100, 2) ELSE 0 END,
+                CASE WHEN fate >= 12
+                    THEN least(placed + interval '14 days', %(now)s) END,
+                CASE WHEN fate BETWEEN 10 AND 13
+                    THEN least(placed + interval '20 days', %(now)s) END
+            FROM generate_series(1, %(rows)s) AS g,
+                LATERAL (
+                    SELECT %(now)s - interval '548 days'
+                        * ({_drawn("g", 1, 1000000)} / 1000000.0) AS placed,
+                    ({_drawn("g", 2, 300001)} / 100.0)::numeric(14, 2) AS spend,
+                    {_drawn("g", 3, 100)} AS fate
+                ) AS drawn
+            """,
+            params,
+        )
+        info(f"dataset: {params['rows']} order activity rows")
+
+        def days(below):
+            return _drawn("m.id", 6, below)
+
+        cursor.execute(
+            f"""
+            UPDATE {table(Member)} AS m SET
+                tier_id = placed.tier_id,
+                tier_since = CASE WHEN placed.tier_id IS NOT NULL THEN %(now)s
+                    - interval '1 day' * (1 + {_drawn("m.id", 7, 700)}) END,
+                tier_grace_until = CASE placed.mix
+                    WHEN 'down' THEN %(now)s - interval '1 day' * (1 + {days(60)})
+                    WHEN 'in_grace' THEN %(now)s + interval '1 day' * (1 + {days(29)})
+                    WHEN 'clear' THEN %(now)s + interval '1 day' * (1 + {days(29)})
+                    END,
+                tier_protected_until = CASE placed.mix
+                    WHEN 'grace_after_protection' THEN %(now)s - interval '5 days'
+                    WHEN 'protected' THEN %(now)s + interval '1 day' * (1 + {days(180)})
+                    WHEN 'protected_same'
+                        THEN %(now)s + interval '1 day' * (1 + {days(180)})
+                    END
+            FROM (
+                SELECT m.id, drawn.mix, t.id AS tier_id
+                FROM {table(Member)} AS m
+                LEFT JOIN (
+                    SELECT member_id, sum(spend - refunded) AS value
+                    FROM {table(OrderActivity)}
+                    WHERE confirmed_at IS NOT NULL AND cancelled_at IS NULL
+                        AND placed_at >= %(window_start)s AND placed_at <= %(now)s
+                    GROUP BY member_id
+                ) AS v ON v.member_id = m.id
+                CROSS JOIN LATERAL (
+                    SELECT max(rank) AS target FROM {table(Tier)}
+                    WHERE threshold <= coalesce(v.value, 0)
+                ) AS reached
+                CROSS JOIN LATERAL (SELECT {tier_mix("m.id")} AS mix) AS drawn
+                CROSS JOIN LATERAL (
+                    SELECT least(reached.target + CASE
+                        WHEN drawn.mix = 'up' THEN -1
+                        WHEN drawn.mix IN ('grace', 'grace_after_protection', 'down',
+                            'protected', 'in_grace') THEN 1
+                        ELSE 0 END, {len(TIERS) - 1}) AS rank
+                ) AS current
+                LEFT JOIN {table(Tier)} AS t ON t.rank = current.rank
+                WHERE m.id BETWEEN %(first)s AND %(last)s
+            ) AS placed
+            WHERE m.id = placed.id
+            """,
+            params,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {table(Membership)} (user_id, group_id)
+            SELECT m.user_id, lower_tier.group_id
+            FROM {table(Member)} AS m
+            JOIN {table(Tier)} AS t ON t.id = m.tier_id
+            JOIN {table(Tier)} AS lower_tier ON lower_tier.rank <= t.rank
+            WHERE m.id BETWEEN %(first)s AND %(last)s
+            """,
+            params,
+        )
+        info("dataset: members' tiers and tier groups")
+        for model in (Group, Tier, OrderActivity, Membership):
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                f"(SELECT max(id) FROM {table(model)}))",
+                [model._meta.db_table],
+            )
+        if fast:
+            cursor.execute("SET session_replication_role = DEFAULT")
+        for model in (Group, Tier, Member, OrderActivity, Membership):
+            cursor.execute(f"VACUUM ANALYZE {table(model)}")
+    seconds = time.perf_counter() - started
+    info(f"dataset: tiers written and analysed in {seconds:.1f} s")
+    return first, last
