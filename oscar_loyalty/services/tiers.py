@@ -246,11 +246,15 @@ def _change(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
     return change
 
 
-def announce_changes(member_changes):
-    """Mirror the changes into the groups, then announce them once committed."""
+def announce_changes(member_changes, *, groups_synced=False):
+    """Mirror the changes into the groups (unless the caller did), then announce
+    them once committed."""
     if not member_changes:
         return
-    sync_groups([(member.user_id, change.to_tier) for member, change in member_changes])
+    if not groups_synced:
+        sync_groups(
+            [(member.user_id, change.to_tier) for member, change in member_changes]
+        )
     tiers = {tier.pk: tier for tier in Tier.objects.all()}
 
     def announce():
@@ -391,7 +395,7 @@ def decide(member, target, *, now, grace):
 
 
 #: Members locked and written per transaction by the review's second pass.
-LOCK_BATCH = 2000
+LOCK_BATCH = 5_000
 #: What the review writes for; "keep" and "protected" need no write.
 WRITING_ACTIONS = ("up", "down", "grace", "clear")
 
@@ -527,7 +531,9 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
         Member.objects.filter(pk__in=[member.pk for member in cleared]).update(
             tier_grace_until=None
         )
-    announce_changes(member_changes)
+    if changed:
+        sync_member_groups([member.pk for member in changed])
+    announce_changes(member_changes, groups_synced=True)
     return result
 
 
@@ -599,21 +605,48 @@ def resync_all_groups():
     the tier groups are replaced from ``Member.tier``, in one transaction (readers
     see the old memberships until it commits).
     """
-    from django.db import connection
-
     tiers = all_tiers()
     for tier in tiers:
         ensure_group(tier)
+    Membership = get_user_model().groups.through
+    Membership.objects.filter(group_id__in=[tier.group_id for tier in tiers]).delete()
+    if tiers:
+        _insert_memberships()
+
+
+def sync_member_groups(member_ids):
+    """:func:`sync_groups` for members already in their new tier, in SQL: two
+    statements per 10,000 members, whatever their tiers."""
+    tiers = all_tiers()
+    group_ids = [ensure_group(tier).pk for tier in tiers]
+    Membership = get_user_model().groups.through
+    for start in range(0, len(member_ids), 10_000):
+        ids = list(member_ids[start : start + 10_000])
+        users = list(
+            Member.objects.filter(pk__in=ids).values_list("user_id", flat=True)
+        )
+        _delete_memberships(Membership, users, group_ids)
+        if tiers:
+            _insert_memberships(ids)
+
+
+def _insert_memberships(member_ids=None):
+    """Add each member's user to the groups of their tier and the tiers below.
+
+    Every member, or those of ``member_ids``. One INSERT … SELECT; a membership
+    that exists already (added meanwhile by a sign-up or an upgrade) is kept.
+    """
+    from django.db import connection
+
     User = get_user_model()
-    Membership = User.groups.through
-    group_ids = [tier.group_id for tier in tiers]
-    Membership.objects.filter(group_id__in=group_ids).delete()
-    if not tiers:
-        return
+    membership = User.groups.through._meta
     quote = connection.ops.quote_name
-    membership = Membership._meta
     user_column = membership.get_field(User._meta.model_name).column
     group_column = membership.get_field("group").column
+    where, params = "true", []
+    if member_ids is not None:
+        where = f"m.id IN ({', '.join(['%s'] * len(member_ids))})"
+        params = list(member_ids)
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {quote(membership.db_table)} "
@@ -623,8 +656,8 @@ def resync_all_groups():
             f"JOIN {quote(Tier._meta.db_table)} AS t ON t.id = m.tier_id "
             f"JOIN {quote(Tier._meta.db_table)} AS lower_tier "
             f"ON lower_tier.rank <= t.rank AND lower_tier.group_id IS NOT NULL "
-            # A membership added meanwhile (a sign-up, an upgrade) is kept.
-            f"WHERE true ON CONFLICT DO NOTHING"
+            f"WHERE {where} ON CONFLICT DO NOTHING",
+            params,
         )
 
 
