@@ -1168,3 +1168,17 @@ def test_a_failing_tier_changed_listener_does_not_undo_or_break_the_change(
 
     assert tier_of(member) == ladder[2]
     assert "tier_changed receiver" in caplog.text
+
+
+def test_the_first_pass_brings_back_only_members_who_may_move(ladder):
+    regular, silver, gold = ladder
+    settled = member_in(silver)
+    activity(settled, "1500.00")
+    rising = member_in(silver)
+    activity(rising, "5000.00")
+    waiting = member_in(gold, tier_grace_until=NOW + timedelta(days=3))
+
+    rows = tiers._maybe_moving(tiers.all_tiers(), now=NOW)
+
+    assert [row[0] for row in rows] == [rising.pk, waiting.pk]
+    assert tiers._as_value(rows[0][1]) == Decimal("5000.00")

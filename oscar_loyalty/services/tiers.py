@@ -105,6 +105,18 @@ def qualifying_values(members, *, now, window=None):
     Over the qualifying window ending ``now``, or ``window`` (start, end). Members
     with no counted activity are absent (their value is 0).
     """
+    rows = _value_rows(members, now=now, window=window)
+    return {row["member_id"]: _as_value(row["value"]) for row in rows}
+
+
+def _as_value(raw):
+    """A summed value as the database returns it, as a Decimal of the basis."""
+    places = CENT if loyalty_settings.TIER_BASIS == "spend" else Decimal(1)
+    return Decimal(str(raw or 0)).quantize(places)
+
+
+def _value_rows(members, *, now, window=None):
+    """The (member_id, value) aggregate query behind :func:`qualifying_values`."""
     basis = loyalty_settings.TIER_BASIS
     if basis == "points":
         rows = (
@@ -131,10 +143,7 @@ def qualifying_values(members, *, now, window=None):
             .order_by()
             .annotate(value=Sum(F("spend") - F("refunded")))
         )
-    places = CENT if basis == "spend" else Decimal(1)
-    return {
-        row["member_id"]: Decimal(row["value"] or 0).quantize(places) for row in rows
-    }
+    return rows
 
 
 def standing_values(members, *, now):
@@ -430,15 +439,13 @@ def review(*, now=None, start_id=None, end_id=None):
     tiers = all_tiers()
     by_pk = {tier.pk: tier for tier in tiers}
     grace = timedelta(days=loyalty_settings.TIER_GRACE_DAYS)
-    values = standing_values(member_id_range(start_id, end_id), now=now)
     result = ReviewResult()
     candidates = []
-    rows = members.order_by().values_list(
-        "pk", "tier_id", "tier_protected_until", "tier_grace_until"
-    )
-    for pk, tier_id, protected_until, grace_until in rows.iterator(chunk_size=5000):
+    for pk, value, tier_id, protected_until, grace_until in _maybe_moving(
+        tiers, now=now, start_id=start_id, end_id=end_id
+    ):
         standing = _Standing(pk, by_pk.get(tier_id), protected_until, grace_until)
-        target = tier_for(values.get(pk, ZERO), tiers)
+        target = tier_for(_as_value(value), tiers)
         action, _ = decide(standing, target, now=now, grace=grace)
         if action in WRITING_ACTIONS:
             candidates.append(pk)
@@ -448,6 +455,80 @@ def review(*, now=None, start_id=None, end_id=None):
         batch = candidates[start : start + LOCK_BATCH]
         result += _review_locked(batch, tiers, now=now, grace=grace)
     return result
+
+
+def _maybe_moving(tiers, *, now, start_id=None, end_id=None):
+    """Rows (id, standing value, tier id, protected until, grace until) of the
+    members in the id range whose standing reaches another tier than theirs, or
+    who have a grace running: a superset of those the review acts on, which
+    :func:`decide` then sorts out. One query: the members joined to the same
+    aggregate :func:`standing_values` reads (built by the ORM), so the database
+    returns only these few rows rather than every member and value.
+    """
+    from django.db import connection
+
+    quote = connection.ops.quote_name
+    condition = member_id_range(start_id, end_id)
+    params = []
+    joins = []
+    values = []
+    windows = [None]
+    if loyalty_settings.TIER_WINDOW == "calendar_year":
+        start = rules.tier_window_start(now)
+        windows.append((start.replace(year=start.year - 1), start))
+    for index, window in enumerate(windows):
+        sql, sql_params = _value_rows(
+            condition, now=now, window=window
+        ).query.sql_with_params()
+        joins.append(
+            f"LEFT JOIN ({sql}) AS v{index} ON v{index}.{quote('member_id')} = m.id"
+        )
+        params.extend(sql_params)
+        values.append(f"COALESCE(v{index}.{quote('value')}, 0)")
+    standing = values[0]
+    if len(values) == 2:
+        standing = (
+            f"CASE WHEN {values[1]} > {values[0]} THEN {values[1]} ELSE {values[0]} END"
+        )
+    # Thresholds and ranks are numbers from the tier rows, written as literals so
+    # that both databases compare numbers with numbers.
+    cases = " ".join(
+        f"WHEN {standing} >= {Decimal(tier.threshold):f} THEN {int(tier.rank)}"
+        for tier in reversed(tiers)
+    )
+    wanted = f"CASE {cases} ELSE -1 END" if tiers else "-1"
+    where = [
+        "(" + wanted + " <> COALESCE(t.rank, -1) OR m.tier_grace_until IS NOT NULL)"
+    ]
+    if start_id is not None:
+        where.append("m.id >= %s")
+        params.append(start_id)
+    if end_id is not None:
+        where.append("m.id < %s")
+        params.append(end_id)
+    member_table = quote(Member._meta.db_table)
+    tier_table = quote(Tier._meta.db_table)
+    query = (
+        f"SELECT m.id, {standing}, m.tier_id, m.tier_protected_until, "
+        f"m.tier_grace_until FROM {member_table} AS m "
+        f"LEFT JOIN {tier_table} AS t ON t.id = m.tier_id "
+        + " ".join(joins)
+        + " WHERE "
+        + " AND ".join(where)
+        + " ORDER BY m.id"
+    )
+    datetime_field = Member._meta.get_field("tier_grace_until")
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        rows = cursor.fetchall()
+    converters = connection.ops.get_db_converters(datetime_field.get_col("m"))
+    converted = []
+    for pk, value, tier_id, protected_until, grace_until in rows:
+        for converter in converters:
+            protected_until = converter(protected_until, None, connection)
+            grace_until = converter(grace_until, None, connection)
+        converted.append((pk, value, tier_id, protected_until, grace_until))
+    return converted
 
 
 def upgrade_members(member_ids, *, now=None):
@@ -532,7 +613,7 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
             tier_grace_until=None
         )
     if changed:
-        sync_member_groups([member.pk for member in changed])
+        sync_member_groups(changed)
     announce_changes(member_changes, groups_synced=True)
     return result
 
@@ -614,20 +695,18 @@ def resync_all_groups():
         _insert_memberships()
 
 
-def sync_member_groups(member_ids):
-    """:func:`sync_groups` for members already in their new tier, in SQL: two
-    statements per 10,000 members, whatever their tiers."""
+def sync_member_groups(members):
+    """:func:`sync_groups` for members already in their new tier (rows with ``pk``
+    and ``user_id``), in SQL: two statements per 10,000 members, whatever their
+    tiers."""
     tiers = all_tiers()
     group_ids = [ensure_group(tier).pk for tier in tiers]
     Membership = get_user_model().groups.through
-    for start in range(0, len(member_ids), 10_000):
-        ids = list(member_ids[start : start + 10_000])
-        users = list(
-            Member.objects.filter(pk__in=ids).values_list("user_id", flat=True)
-        )
-        _delete_memberships(Membership, users, group_ids)
+    for start in range(0, len(members), 10_000):
+        batch = members[start : start + 10_000]
+        _delete_memberships(Membership, [m.user_id for m in batch], group_ids)
         if tiers:
-            _insert_memberships(ids)
+            _insert_memberships([m.pk for m in batch])
 
 
 def _insert_memberships(member_ids=None):
