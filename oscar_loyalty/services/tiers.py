@@ -422,11 +422,12 @@ class _Standing:
 def review(*, now=None, start_id=None, end_id=None):
     """Review every member with an id in [start_id, end_id): set-based.
 
-    A first pass reads the range's members as plain rows and their qualifying
-    values in one aggregate query, without locking, and finds the few members the
-    review must write for (up, down, grace starts or ends). Only those are then
-    locked (in id order), their values read again under the lock and decided
-    again, and written in bulk with their history. A member whose standing
+    A first pass, one query without locking (:func:`_maybe_moving`), brings back
+    only the members whose standing reaches another tier or who have a grace
+    running, and :func:`decide` picks those the review must write for (up, down,
+    grace starts or ends). Only those are then locked (in id order, up to
+    :data:`LOCK_BATCH` per transaction), their values read again under the lock
+    and decided again, and written with a few statements and their history. A member whose standing
     changes between the passes is decided on what holds under the lock.
     Idempotent: a second run at the same ``now`` finds nothing to change.
     """
