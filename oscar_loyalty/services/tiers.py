@@ -427,8 +427,9 @@ def review(*, now=None, start_id=None, end_id=None):
     running, and :func:`decide` picks those the review must write for (up, down,
     grace starts or ends). Only those are then locked (in id order, up to
     :data:`LOCK_BATCH` per transaction), their values read again under the lock
-    and decided again, and written with a few statements and their history. A member whose standing
-    changes between the passes is decided on what holds under the lock.
+    and decided again, and written with a few statements and their history. A
+    member whose standing changes between the passes is decided on what holds
+    under the lock.
     Idempotent: a second run at the same ``now`` finds nothing to change.
     """
     now = now or timezone.now()
