@@ -673,3 +673,15 @@ def test_staff_who_may_only_view_rules_get_no_edit_links(client, rule):
         html
     )
     assert NEW_EARN_RULE not in html
+
+
+def test_the_member_list_shows_each_members_tier(client, viewer, member):
+    from oscar_loyalty.models import Tier
+
+    gold = Tier.objects.create(code="gold", name="Gold", rank=2, badge="G")
+    Member.objects.filter(pk=member.pk).update(tier=gold)
+
+    html = html_of(client.get(MEMBERS))
+
+    row = html[html.index(member.number) :]
+    assert "G Gold" in row[: row.index("</tr>")]

@@ -130,7 +130,8 @@ class ProgrammeOverviewView(TemplateView):
 class MemberListView(ListView):
     """Members, newest first, found by member number, e-mail or name.
 
-    One query for the page (the customer comes by join) and one for the count.
+    One query for the page (the customer and the tier come by join) and one for the
+    count.
     """
 
     template_name = "oscar_loyalty/dashboard/member_list.html"
@@ -139,7 +140,7 @@ class MemberListView(ListView):
 
     def get_queryset(self):
         self.form = MemberSearchForm(self.request.GET)
-        members = Member.objects.select_related("user").order_by("-pk")
+        members = Member.objects.select_related("user", "tier").order_by("-pk")
         return self.form.filter(members)
 
     def get_context_data(self, **kwargs):
