@@ -1040,7 +1040,7 @@ def test_a_new_lower_tier_takes_in_the_members_above_it(
     silver = Tier.objects.create(code="silver", name="Silver", rank=5, threshold=1000)
     gold = Tier.objects.create(code="gold", name="Gold", rank=9, threshold=5000)
     at_silver, at_gold, without = member_in(silver), member_in(gold), member_in()
-    tiers.sync_groups([(at_silver.user_id, silver), (at_gold.user_id, gold)])
+    tiers.sync_member_groups([at_silver, at_gold])
     newsletter = Group.objects.create(name="newsletter")
     at_gold.user.groups.add(newsletter)
     # A stale membership the resync should remove.

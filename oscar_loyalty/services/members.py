@@ -90,7 +90,7 @@ def join_entry_tier(member_ids):
     if entry is None or not member_ids:
         return 0
     members = Member.objects.filter(pk__in=member_ids, tier__isnull=True)
-    user_ids = list(members.values_list("user_id", flat=True))
+    joining = list(members.only("pk", "user_id"))
     joined = members.update(tier=entry, tier_since=timezone.now())
-    tiers.sync_groups([(user_id, entry) for user_id in user_ids])
+    tiers.sync_member_groups(joining)
     return joined

@@ -255,15 +255,12 @@ def _change(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
     return change
 
 
-def announce_changes(member_changes, *, groups_synced=False):
-    """Mirror the changes into the groups (unless the caller did), then announce
-    them once committed."""
+def announce_changes(member_changes):
+    """Mirror the changes (members already saved in their new tier) into the
+    groups, then announce them once committed."""
     if not member_changes:
         return
-    if not groups_synced:
-        sync_groups(
-            [(member.user_id, change.to_tier) for member, change in member_changes]
-        )
+    sync_member_groups([member for member, _ in member_changes])
     tiers = {tier.pk: tier for tier in Tier.objects.all()}
 
     def announce():
@@ -614,9 +611,7 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
         Member.objects.filter(pk__in=[member.pk for member in cleared]).update(
             tier_grace_until=None
         )
-    if changed:
-        sync_member_groups(changed)
-    announce_changes(member_changes, groups_synced=True)
+    announce_changes(member_changes)
     return result
 
 
@@ -635,27 +630,6 @@ def ensure_group(tier):
     Tier.objects.filter(pk=tier.pk).update(group=group)
     tier.group = group
     return group
-
-
-def sync_groups(user_tiers):
-    """Put each user in the groups of their tier and every tier below it.
-
-    ``user_tiers``: (user id, tier or None). Two statements for any number of users:
-    their tier-group memberships are replaced.
-    """
-    if not user_tiers:
-        return
-    tiers = all_tiers()
-    groups = {tier.pk: ensure_group(tier).pk for tier in tiers}
-    Membership = get_user_model().groups.through
-    user_ids = [user_id for user_id, _ in user_tiers]
-    _delete_memberships(Membership, user_ids, list(groups.values()))
-    rows = []
-    for user_id, tier in user_tiers:
-        for lower in tiers:
-            if tier is not None and lower.rank <= tier.rank:
-                rows.append(Membership(user_id=user_id, group_id=groups[lower.pk]))
-    Membership.objects.bulk_create(rows, ignore_conflicts=True)
 
 
 def _delete_memberships(Membership, user_ids, group_ids):
@@ -698,9 +672,12 @@ def resync_all_groups():
 
 
 def sync_member_groups(members):
-    """:func:`sync_groups` for members already in their new tier (rows with ``pk``
-    and ``user_id``), in SQL: two statements per 10,000 members, whatever their
-    tiers."""
+    """Put each member's user in the groups of their tier and every tier below it.
+
+    ``members``: rows with ``pk`` and ``user_id``, already saved in their tier.
+    Their tier-group memberships are replaced, in SQL: two statements per 10,000
+    members, whatever their tiers.
+    """
     tiers = all_tiers()
     group_ids = [ensure_group(tier).pk for tier in tiers]
     Membership = get_user_model().groups.through
