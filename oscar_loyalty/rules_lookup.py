@@ -292,16 +292,32 @@ def price_basis(price, *, includes_tax=None):
     return price.excl_tax
 
 
+def user_tier(user_id):
+    """(rank, points multiplier) of the user's tier: (None, 1) for guests and
+    members without a tier. One query."""
+    found = None
+    if user_id is not None:
+        found = (
+            Member.objects.filter(user_id=user_id, tier__isnull=False)
+            .values_list("tier__rank", "tier__points_multiplier")
+            .first()
+        )
+    if found is None:
+        return None, Decimal(1)
+    return found[0], Decimal(found[1])
+
+
+def basket_tier(basket):
+    """:func:`user_tier` of the basket's owner, read once per basket object (the
+    tier offers and the points preview of one request share it)."""
+    if not hasattr(basket, "_loyalty_tier"):
+        basket._loyalty_tier = user_tier(getattr(basket, "owner_id", None))
+    return basket._loyalty_tier
+
+
 def tier_multiplier(user_id):
     """The points multiplier of the user's tier (1 without a member or a tier)."""
-    if user_id is None:
-        return Decimal(1)
-    found = (
-        Member.objects.filter(user_id=user_id)
-        .values_list("tier__points_multiplier", flat=True)
-        .first()
-    )
-    return Decimal(1) if found is None else Decimal(found)
+    return user_tier(user_id)[1]
 
 
 def request_tier_multiplier(request):
@@ -364,14 +380,12 @@ def basket_line_points(basket, *, at=None):
         if line.product_id in by_product
     }
     total = sum((incl if includes_tax else excl) for _, excl, incl in priced)
-    if not hasattr(basket, "_loyalty_tier_multiplier"):
-        basket._loyalty_tier_multiplier = tier_multiplier(basket.owner_id)
     return earning.order_line_points(
         priced,
         order_total=total,
         includes_tax=includes_tax,
         rules=rules,
-        tier_multiplier=basket._loyalty_tier_multiplier,
+        tier_multiplier=basket_tier(basket)[1],
     )
 
 

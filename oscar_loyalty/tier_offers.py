@@ -18,6 +18,8 @@ from django.utils.html import escape
 from django.utils.translation import gettext as _
 from oscar.core.loading import get_model
 
+from . import rules_lookup
+
 ConditionalOffer = get_model("offer", "ConditionalOffer")
 Benefit = get_model("offer", "Benefit")
 Range = get_model("offer", "Range")
@@ -153,30 +155,13 @@ def _tier_offer_map(basket):
     return cached
 
 
-def basket_tier_rank(basket):
-    """The rank of the basket owner's tier; None for guests and members without."""
-    if not hasattr(basket, "_loyalty_tier_rank"):
-        rank = None
-        owner_id = getattr(basket, "owner_id", None)
-        if owner_id is not None:
-            from .models import Member
-
-            rank = (
-                Member.objects.filter(user_id=owner_id)
-                .values_list("tier__rank", flat=True)
-                .first()
-            )
-        basket._loyalty_tier_rank = rank
-    return basket._loyalty_tier_rank
-
-
 def offer_applies(offer, basket):
     """Whether ``offer`` is the basket owner's best tier offer of its kind."""
     offers = _tier_offer_map(basket)
     mine = offers.get(offer.pk)
     if mine is None:
         return False
-    rank = basket_tier_rank(basket)
+    rank = rules_lookup.basket_tier(basket)[0]
     if rank is None:
         return False
     kind, offer_rank = mine
