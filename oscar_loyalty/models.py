@@ -477,6 +477,10 @@ class PointsRedemptionBenefit(Benefit):
         return capture_for_order(basket, order, application)
 
 
+#: A tier's colour: ``#rrggbb``.
+TIER_COLOUR_PATTERN = r"^#[0-9a-fA-F]{6}$"
+
+
 class Tier(models.Model):
     """A level of the programme: who reaches it and what it gives.
 
@@ -523,7 +527,7 @@ class Tier(models.Model):
         default="#6c757d",
         validators=[
             RegexValidator(
-                r"^#[0-9a-fA-F]{6}$",
+                TIER_COLOUR_PATTERN,
                 _("Enter a colour as # and six hex digits, e.g. #d4af37."),
             )
         ],

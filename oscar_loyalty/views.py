@@ -27,7 +27,7 @@ from oscar.templatetags.currency_filters import currency
 from .conf import loyalty_settings
 from .exceptions import InsufficientPoints, LoyaltyError
 from .middleware import forget_points, remember_points
-from .models import Hold, Lot, Member, Posting, TierChange
+from .models import TIER_COLOUR_PATTERN, Hold, Lot, Member, Posting, TierChange
 from .redemption import (
     BasketTooSmall,
     BelowMinimumBalance,
@@ -235,8 +235,9 @@ class AccountView(ListView):
 
     #: The member's tier changes shown on the tab (newest first).
     TIER_HISTORY = 10
-    #: A colour the badge may be painted in: ``#rgb`` or ``#rrggbb``.
-    HEX_COLOUR = re.compile(r"^#(?:[0-9a-fA-F]{3}){1,2}$")
+    #: A colour the badge may be painted in (as the model validates it; rows
+    #: written around the model's validation fall back to the default).
+    HEX_COLOUR = re.compile(TIER_COLOUR_PATTERN)
     DEFAULT_COLOUR = "#6c757d"
 
     def tier_panel(self, member, now):
@@ -290,8 +291,6 @@ class AccountView(ListView):
     def readable_on(colour):
         """Black or white, whichever contrasts more with ``colour`` (WCAG)."""
         digits = colour.lstrip("#")
-        if len(digits) == 3:
-            digits = "".join(digit * 2 for digit in digits)
 
         def linear(channel):
             channel /= 255

@@ -5,7 +5,6 @@ multiplier of zero) and say so on the form. The ledger services check again unde
 the member's row lock, since a balance can change between the form and the write.
 """
 
-import re
 import uuid
 from decimal import Decimal
 
@@ -151,7 +150,6 @@ BASIS_LABELS = {
     "orders": _("Orders"),
 }
 
-HEX_COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_TIER_MULTIPLIER = Decimal(10)
 
 
@@ -281,13 +279,8 @@ class TierForm(forms.ModelForm):
         return discount
 
     def clean_colour(self):
-        colour = self.cleaned_data["colour"].strip()
-        if not HEX_COLOUR.match(colour):
-            raise forms.ValidationError(
-                _("Enter a colour as # and six hex digits, e.g. #d4af37."),
-                code="invalid",
-            )
-        return colour.lower()
+        # The model field's validator has checked it is #rrggbb.
+        return self.cleaned_data["colour"].lower()
 
     def clean(self):
         cleaned_data = super().clean()
