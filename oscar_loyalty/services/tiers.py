@@ -233,11 +233,9 @@ def progress(member, *, now=None):
 # Changing a tier -------------------------------------------------------------------
 
 
-def _change(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
-    """Move a locked member to ``to_tier`` and record it; None if already there."""
-    if member.tier_id == (to_tier.pk if to_tier else None):
-        return None
-    change = TierChange(
+def _history_row(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
+    """The (unsaved) history row of the member moving from their tier to ``to_tier``."""
+    return TierChange(
         member=member,
         from_tier_id=member.tier_id,
         to_tier=to_tier,
@@ -249,8 +247,15 @@ def _change(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
         protected_until=member.tier_protected_until,
         created_at=now,
     )
+
+
+def _change(member, to_tier, **history):
+    """Move a locked member to ``to_tier`` and record it; None if already there."""
+    if member.tier_id == (to_tier.pk if to_tier else None):
+        return None
+    change = _history_row(member, to_tier, **history)
     member.tier = to_tier
-    member.tier_since = now
+    member.tier_since = change.created_at
     member.tier_grace_until = None
     return change
 
@@ -324,36 +329,22 @@ def set_tier(*, member, tier, reason, actor, protect_until=None, now=None):
     if protect_until is not None and protect_until <= now:
         raise TierProtectionInPast()
     member = lock_member(member.pk)
-    value = qualifying_value(member, now=now)
     member.tier_protected_until = protect_until
-    change = _change(
-        member,
-        tier,
-        kind=TierChange.Kind.STAFF,
-        now=now,
-        value=value,
-        reason=reason,
-        actor=actor,
-    )
+    history = {
+        "kind": TierChange.Kind.STAFF,
+        "now": now,
+        "value": qualifying_value(member, now=now),
+        "reason": reason,
+        "actor": actor,
+    }
+    change = _change(member, tier, **history)
     if change is None:  # same tier: the protection (or its removal) is the change
         if protect_until is not None:
             member.tier_grace_until = None  # staff keep them in it: no downgrade due
-        change = TierChange(
-            member=member,
-            from_tier=tier,
-            to_tier=tier,
-            kind=TierChange.Kind.STAFF,
-            qualifying_value=value,
-            reason=reason[:255],
-            actor_id=actor.id,
-            actor_name=actor.name[:255],
-            protected_until=protect_until,
-            created_at=now,
-        )
+        change = _history_row(member, tier, **history)
         member.save(update_fields=["tier_protected_until", "tier_grace_until"])
         change.save()
         return change
-    change.protected_until = protect_until
     member.save(
         update_fields=["tier", "tier_since", "tier_grace_until", "tier_protected_until"]
     )
