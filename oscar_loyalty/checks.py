@@ -186,6 +186,40 @@ def _policy_errors():
         )
     positive_whole_number("EXPIRY_MONTHS")
     positive_whole_number("HOLD_TIMEOUT_MINUTES")
+    positive_whole_number("VOUCHER_ATTEMPTS_PER_USER")
+    positive_whole_number("VOUCHER_ATTEMPTS_PER_IP")
+    positive_whole_number("VOUCHER_ATTEMPT_WINDOW_MINUTES")
+    length = loyalty_settings.COUPON_CODE_LENGTH
+    if (
+        isinstance(length, bool)
+        or not isinstance(length, int)
+        or not 10 <= length <= 64
+    ):
+        errors.append(
+            Error(
+                f"{PREFIX}COUPON_CODE_LENGTH must be a whole number from 10 to 64 "
+                f"(shorter codes can be guessed), not {length!r}.",
+                id="oscar_loyalty.E017",
+            )
+        )
+    ahead = loyalty_settings.BIRTHDAY_DAYS_AHEAD
+    if isinstance(ahead, bool) or not isinstance(ahead, int) or not 0 <= ahead <= 60:
+        errors.append(
+            Error(
+                f"{PREFIX}BIRTHDAY_DAYS_AHEAD must be a whole number of days from 0 "
+                f"to 60, not {ahead!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
+    header = loyalty_settings.CLIENT_IP_HEADER
+    if not isinstance(header, str) or not header:
+        errors.append(
+            Error(
+                f"{PREFIX}CLIENT_IP_HEADER must name a request.META key such as "
+                f'"REMOTE_ADDR", not {header!r}.',
+                id="oscar_loyalty.E012",
+            )
+        )
     amount("EARN_RATE")
     amount("EARN_MINIMUM_ORDER")
     amount("REDEEM_POINT_VALUE")

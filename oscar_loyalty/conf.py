@@ -57,6 +57,19 @@ DEFAULTS = {
     # A review finding a member below their tier downgrades them only after this
     # many days of grace (0: at once).
     "TIER_GRACE_DAYS": 30,
+    # Member coupons: length of their codes (at least 10), from an alphabet
+    # without look-alikes (no 0/O, 1/I/L).
+    "COUPON_CODE_LENGTH": 12,
+    # Birthday coupons are issued this many days before the birthday (0: on it).
+    "BIRTHDAY_DAYS_AHEAD": 0,
+    # Voucher codes that do not exist for the shopper, tried per window, before
+    # the voucher form refuses more: per signed-in user and per address.
+    "VOUCHER_ATTEMPTS_PER_USER": 10,
+    "VOUCHER_ATTEMPTS_PER_IP": 30,
+    "VOUCHER_ATTEMPT_WINDOW_MINUTES": 15,
+    # The request header with the client's address. Behind a proxy, name the
+    # header it sets (e.g. "HTTP_X_FORWARDED_FOR") only if the proxy overwrites it.
+    "CLIENT_IP_HEADER": "REMOTE_ADDR",
 }
 
 

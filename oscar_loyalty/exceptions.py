@@ -42,6 +42,10 @@ class TierReasonRequired(LoyaltyError):
     default_message = _("Give a reason for changing this member's tier.")
 
 
+class CouponReasonRequired(LoyaltyError):
+    default_message = _("Give a reason for issuing this coupon.")
+
+
 class TierProtectionInPast(LoyaltyError):
     default_message = _("Tier protection must end in the future.")
 
@@ -50,4 +54,22 @@ class LedgerDrift(LoyaltyError):
     default_message = _(
         "Your points could not be applied just now. Please try again, or contact "
         "us if this happens again."
+    )
+
+
+class RewardUnavailable(LoyaltyError):
+    default_message = _("This reward is not available just now.")
+
+
+class RewardOutOfStock(LoyaltyError):
+    default_message = _("Sorry, this reward is out of stock.")
+
+
+class RewardNotForTier(LoyaltyError):
+    default_message = _("This reward is for members of these tiers: %(tiers)s.")
+
+
+class RewardLimitReached(LoyaltyError):
+    default_message = _(
+        "You have already redeemed this reward %(limit)s times, the most allowed."
     )

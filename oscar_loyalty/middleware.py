@@ -5,6 +5,10 @@ whether the shopper applied points to it. Without this middleware that is one
 indexed query per page. With it, the shopper's session says which basket (if any)
 they applied points to, so pages of the many shoppers who did not cost nothing.
 
+It also stands in front of Oscar's voucher form (see
+:func:`oscar_loyalty.coupons.voucher_entry_gate`): another member's coupon code is
+answered as an unknown code, and guessing codes is throttled.
+
 The session is only a hint that saves queries: the hold in the database is the
 truth. A session that says "points applied" when the hold is gone (released by its
 timeout) costs one query and is then corrected; points applied on another device
@@ -35,6 +39,18 @@ class LoyaltyMiddleware:
             return self.get_response(request)
         finally:
             current_request.reset(token)
+
+    def process_view(self, request, view_func, view_args, view_kwargs):
+        if request.method != "POST":
+            return None
+        match = request.resolver_match
+        if match is None or match.url_name != "vouchers-add":
+            return None
+        if "basket" not in match.namespaces:
+            return None
+        from .coupons import voucher_entry_gate
+
+        return voucher_entry_gate(request)
 
 
 def session_for(basket):

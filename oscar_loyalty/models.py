@@ -78,12 +78,20 @@ class Member(models.Model):
         ),
     )
 
+    birth_month = models.PositiveSmallIntegerField(
+        _("birthday month"), null=True, blank=True
+    )
+    birth_day = models.PositiveSmallIntegerField(
+        _("birthday day"), null=True, blank=True
+    )
+
     class Meta:
         verbose_name = _("member")
         verbose_name_plural = _("members")
         permissions = [
             ("adjust_points", _("Can add or take away a member's points")),
             ("set_tier", _("Can set a member's tier by hand")),
+            ("issue_coupon", _("Can issue a coupon to a member")),
         ]
         constraints = [
             models.CheckConstraint(
@@ -99,6 +107,25 @@ class Member(models.Model):
             models.CheckConstraint(
                 condition=Q(lifetime_earned__gte=0),
                 name="loyalty_member_lifetime_earned_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=(
+                    Q(birth_month__isnull=True, birth_day__isnull=True)
+                    | Q(
+                        birth_month__gte=1,
+                        birth_month__lte=12,
+                        birth_day__gte=1,
+                        birth_day__lte=31,
+                    )
+                ),
+                name="loyalty_member_birthday_valid",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["birth_month", "birth_day"],
+                name="loyalty_member_birthday",
+                condition=Q(birth_month__isnull=False),
             ),
         ]
 
@@ -129,6 +156,7 @@ class Lot(models.Model):
         EARN = "earn", _("Earned")
         ADJUST = "adjust", _("Added by staff")
         RESTORE = "restore", _("Returned from a cancelled order")
+        REFUND = "refund", _("Returned from an unused reward")
 
     member = models.ForeignKey(
         Member, on_delete=models.PROTECT, related_name="lots", verbose_name=_("member")
@@ -222,6 +250,7 @@ class Posting(models.Model):
         CONFIRM = "confirm", _("Confirmed")
         REDEEM = "redeem", _("Redeemed")
         RESTORE = "restore", _("Returned after cancellation")
+        REFUND = "refund", _("Returned from an unused reward")
         REVERSE = "reverse", _("Reversed")
         EXPIRE = "expire", _("Expired")
         ADJUST = "adjust", _("Adjusted by staff")
@@ -736,3 +765,405 @@ class TierCondition(Condition):
 
     def can_apply_condition(self, line):
         return False  # consumes no items: the benefit's range decides the lines
+
+
+class CouponDesign(models.Model):
+    """A kind of member coupon the owner offers: what it gives, for how long, when.
+
+    Each design has one Oscar voucher offer (condition
+    :class:`MemberCouponCondition`, kept in step by :mod:`oscar_loyalty.coupons`);
+    every coupon issued from it is an Oscar voucher of that offer with a code of its
+    own, bound to one member by a :class:`MemberCoupon`.
+    """
+
+    class Purpose(models.TextChoices):
+        WELCOME = "welcome", _("Welcome (on sign-up)")
+        BIRTHDAY = "birthday", _("Birthday (every year)")
+        TIER = "tier", _("Tier-exclusive (on reaching the tier)")
+        WINBACK = "winback", _("Win-back")
+        REWARD = "reward", _("Bought with points")
+        STAFF = "staff", _("Issued by staff")
+
+    class BenefitType(models.TextChoices):
+        PERCENTAGE = "percentage", _("Percentage off the basket")
+        FIXED = "fixed", _("Fixed amount off the basket")
+        SHIPPING = "shipping", _("Free shipping")
+        PRODUCT = "product", _("A product free")
+
+    name = models.CharField(
+        _("name"), max_length=64, help_text=_("Shoppers see it, e.g. Birthday treat.")
+    )
+    purpose = models.CharField(_("purpose"), max_length=12, choices=Purpose.choices)
+    benefit_type = models.CharField(
+        _("benefit"), max_length=12, choices=BenefitType.choices
+    )
+    value = models.DecimalField(
+        _("value"),
+        max_digits=12,
+        decimal_places=2,
+        default=0,
+        help_text=_("Percent or amount off; not used for free shipping."),
+    )
+    minimum_spend = models.DecimalField(
+        _("minimum spend"), max_digits=12, decimal_places=2, default=0
+    )
+    valid_days = models.PositiveSmallIntegerField(
+        _("valid for (days)"), default=30, help_text=_("From the day it is issued.")
+    )
+    product = models.ForeignKey(
+        "catalogue.Product",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("product"),
+        help_text=_("For a free product: one item of it costs nothing."),
+    )
+    product_range = models.OneToOneField(
+        "offer.Range",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+        verbose_name=_("product range"),
+    )
+    multi_use = models.BooleanField(
+        _("usable on several orders"),
+        default=False,
+        help_text=_("Otherwise a coupon is used up by its first order."),
+    )
+    tier = models.ForeignKey(
+        Tier,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="coupon_designs",
+        verbose_name=_("tier"),
+        help_text=_(
+            "Only members of this tier or a higher one can use the coupon; "
+            "tier-exclusive coupons are issued on reaching it."
+        ),
+    )
+    is_active = models.BooleanField(
+        _("issuing"),
+        default=True,
+        help_text=_("Coupons already issued stay valid when this is switched off."),
+    )
+    offer = models.OneToOneField(
+        "offer.ConditionalOffer",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="loyalty_coupon_design",
+        verbose_name=_("offer"),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("coupon design")
+        verbose_name_plural = _("coupon designs")
+        ordering = ["purpose", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(value__gte=0) & Q(minimum_spend__gte=0),
+                name="loyalty_coupon_design_amounts_gte_0",
+            ),
+            models.CheckConstraint(
+                condition=~Q(benefit_type="percentage") | Q(value__lte=100),
+                name="loyalty_coupon_design_percent_lte_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(valid_days__gte=1),
+                name="loyalty_coupon_design_valid_days_gte_1",
+            ),
+            models.CheckConstraint(
+                condition=~Q(purpose="tier") | Q(tier__isnull=False),
+                name="loyalty_coupon_design_tier_purpose_has_tier",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class MemberCouponQuerySet(models.QuerySet):
+    """Coupons by state; a used coupon is a single-use one on an order (Oscar
+    counts them in ``num_orders``), an expired one is past its end unused."""
+
+    def _unused(self):
+        return self.filter(Q(voucher__usage="Multi-use") | Q(voucher__num_orders=0))
+
+    def usable(self, now=None):
+        now = now or timezone.now()
+        return self._unused().filter(
+            voucher__start_datetime__lte=now, voucher__end_datetime__gt=now
+        )
+
+    def used(self):
+        return self.exclude(voucher__usage="Multi-use").filter(
+            voucher__num_orders__gt=0
+        )
+
+    def expired(self, now=None):
+        now = now or timezone.now()
+        return self._unused().filter(voucher__end_datetime__lte=now)
+
+
+class MemberCoupon(models.Model):
+    """An Oscar voucher that belongs to one member.
+
+    Oscar records its use (``VoucherApplication``, ``num_orders``); the ``key``
+    makes issuing idempotent (``welcome:<design>:<member>``,
+    ``birthday:<design>:<member>:<year>``, ``staff:<uuid>``…).
+    """
+
+    voucher = models.OneToOneField(
+        "voucher.Voucher",
+        on_delete=models.CASCADE,
+        related_name="loyalty_coupon",
+        verbose_name=_("voucher"),
+    )
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="coupons",
+        verbose_name=_("member"),
+        db_index=False,  # loyalty_coupon_member starts with the member
+    )
+    design = models.ForeignKey(
+        CouponDesign,
+        on_delete=models.PROTECT,
+        related_name="coupons",
+        verbose_name=_("design"),
+    )
+    key = models.CharField(_("idempotency key"), max_length=200)
+    issued_at = models.DateTimeField(_("issued"), default=timezone.now)
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    actor_id = models.BigIntegerField(_("acting user id"), null=True, blank=True)
+    actor_name = models.CharField(_("acting user"), max_length=255, blank=True)
+    points_cost = models.BigIntegerField(_("points paid"), default=0)
+
+    objects = MemberCouponQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("member coupon")
+        verbose_name_plural = _("member coupons")
+        ordering = ["-issued_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="loyalty_coupon_key_unique"),
+            models.CheckConstraint(
+                condition=Q(points_cost__gte=0),
+                name="loyalty_coupon_points_cost_gte_0",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "-issued_at"], name="loyalty_coupon_member"),
+        ]
+
+    def __str__(self):
+        return f"{self.member}: {self.design}"
+
+    def state(self, now=None):
+        """ "usable", "used", "expired" or "scheduled" (not started yet)."""
+        now = now or timezone.now()
+        voucher = self.voucher
+        if voucher.usage != "Multi-use" and voucher.num_orders > 0:
+            return "used"
+        if voucher.end_datetime <= now:
+            return "expired"
+        if voucher.start_datetime > now:
+            return "scheduled"
+        return "usable"
+
+
+class MemberCouponCondition(Condition):
+    """Satisfied only for the coupon's own member, spending the design's minimum.
+
+    The voucher's owner is looked up once per basket for all its vouchers. A
+    voucher that is not a member coupon, another member's coupon, a guest's basket
+    or (for a tier design) a member below the tier never satisfy it; otherwise it
+    behaves as Oscar's value condition over all products with the minimum spend as
+    its value.
+    """
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Member coupon condition")
+        verbose_name_plural = _("Member coupon conditions")
+
+    @property
+    def name(self):
+        return _("The coupon's own member")
+
+    @property
+    def description(self):
+        return self.name
+
+    @staticmethod
+    def _value_condition():
+        from oscar.core.loading import get_class
+
+        return get_class("offer.conditions", "ValueCondition")
+
+    def is_satisfied(self, offer, basket):
+        from .coupons import coupon_usable_in
+
+        if not coupon_usable_in(offer.get_voucher(), basket):
+            return False
+        return self._value_condition().is_satisfied(self, offer, basket)
+
+    def is_partially_satisfied(self, offer, basket):
+        return False
+
+    def get_upsell_message(self, offer, basket):
+        return self._value_condition().get_upsell_message(self, offer, basket)
+
+    def _get_value_of_matches(self, offer, basket):
+        return self._value_condition()._get_value_of_matches(self, offer, basket)
+
+    def consume_items(self, offer, basket, affected_lines):
+        return self._value_condition().consume_items(
+            self, offer, basket, affected_lines
+        )
+
+
+class AttemptCounter(models.Model):
+    """How often a user or an address tried voucher codes that do not exist for
+    them, per time window (throttling guessers). Updated atomically in SQL."""
+
+    key = models.CharField(_("key"), max_length=200)
+    window_start = models.DateTimeField(_("window start"))
+    count = models.PositiveIntegerField(_("attempts"), default=0)
+
+    class Meta:
+        verbose_name = _("attempt counter")
+        verbose_name_plural = _("attempt counters")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key", "window_start"], name="loyalty_attempt_key_window"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.key} @ {self.window_start:%Y-%m-%d %H:%M}: {self.count}"
+
+
+class Reward(models.Model):
+    """An item of the rewards catalogue: a coupon (money off, percentage, free
+    shipping or a free product, per its :class:`CouponDesign`) bought with points.
+
+    Redeeming (:mod:`oscar_loyalty.services.rewards`) spends the points and issues
+    the coupon in one transaction; ``stock`` (empty: unlimited) and the per-member
+    limit are checked under locks.
+    """
+
+    name = models.CharField(_("name"), max_length=128)
+    description = models.TextField(_("description"), blank=True)
+    design = models.ForeignKey(
+        CouponDesign,
+        on_delete=models.PROTECT,
+        related_name="rewards",
+        verbose_name=_("coupon design"),
+        limit_choices_to={"purpose": CouponDesign.Purpose.REWARD},
+        help_text=_("What the member receives: a coupon of this design."),
+    )
+    points_price = models.PositiveIntegerField(_("price in points"))
+    stock = models.PositiveIntegerField(
+        _("stock"), null=True, blank=True, help_text=_("Empty: unlimited.")
+    )
+    tiers = models.ManyToManyField(
+        Tier,
+        blank=True,
+        related_name="rewards",
+        verbose_name=_("tiers that may redeem"),
+        help_text=_("None chosen: every member."),
+    )
+    per_member_limit = models.PositiveIntegerField(
+        _("limit per member"), null=True, blank=True, help_text=_("Empty: no limit.")
+    )
+    starts_at = models.DateTimeField(_("available from"), null=True, blank=True)
+    ends_at = models.DateTimeField(_("available until"), null=True, blank=True)
+    is_active = models.BooleanField(_("active"), default=True)
+    refund_unused = models.BooleanField(
+        _("points back if unused"),
+        default=False,
+        help_text=_("Give the points back when the coupon expires unused."),
+    )
+    position = models.PositiveSmallIntegerField(_("position"), default=0)
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("reward")
+        verbose_name_plural = _("rewards")
+        ordering = ["position", "points_price", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points_price__gt=0), name="loyalty_reward_price_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(per_member_limit__isnull=True) | Q(per_member_limit__gt=0),
+                name="loyalty_reward_limit_gt_0",
+            ),
+            models.CheckConstraint(
+                condition=Q(starts_at__isnull=True)
+                | Q(ends_at__isnull=True)
+                | Q(ends_at__gt=F("starts_at")),
+                name="loyalty_reward_ends_after_start",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class RewardRedemption(models.Model):
+    """A member's redemption of a reward: the points spent and the coupon issued."""
+
+    reward = models.ForeignKey(
+        Reward,
+        on_delete=models.PROTECT,
+        related_name="redemptions",
+        verbose_name=_("reward"),
+    )
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="reward_redemptions",
+        verbose_name=_("member"),
+        db_index=False,  # loyalty_redemption_member starts with the member
+    )
+    coupon = models.OneToOneField(
+        MemberCoupon,
+        on_delete=models.SET_NULL,  # a voucher deleted in Oscar's dashboard
+        null=True,
+        related_name="redemption",
+        verbose_name=_("coupon"),
+    )
+    points = models.BigIntegerField(_("points"))
+    key = models.CharField(_("idempotency key"), max_length=200)
+    created_at = models.DateTimeField(_("redeemed"), default=timezone.now)
+    refunded_at = models.DateTimeField(_("points returned"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("reward redemption")
+        verbose_name_plural = _("reward redemptions")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="loyalty_redemption_key"),
+            models.CheckConstraint(
+                condition=Q(points__gt=0), name="loyalty_redemption_points_gt_0"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["member", "reward"], name="loyalty_redemption_member"),
+            models.Index(
+                fields=["created_at"],
+                name="loyalty_redemption_refundable",
+                condition=Q(refunded_at__isnull=True),
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.member}: {self.reward}"

@@ -21,8 +21,8 @@ from oscar.core.loading import get_model
 from . import redemption, tier_offers
 from .conf import loyalty_settings
 from .middleware import may_hold_points
-from .models import Hold, Member, Tier
-from .services import orders, tiers
+from .models import CouponDesign, Hold, Member, Tier
+from .services import coupons, orders, tiers
 from .services.holds import release_hold
 from .services.members import get_or_create_member
 
@@ -94,9 +94,15 @@ def reverse_refunded_line(sender, instance, created, raw=False, **kwargs):
 def join_on_registration(sender, request=None, user=None, **kwargs):
     try:
         with transaction.atomic():
-            get_or_create_member(user, channel=Member.Channel.WEB)
+            member = get_or_create_member(user, channel=Member.Channel.WEB)
     except Exception:
         logger.exception("Could not create the member account of user %s", user.pk)
+        return
+    try:
+        with transaction.atomic():
+            coupons.issue_welcome_coupons(member)
+    except Exception:
+        logger.exception("Could not issue the welcome coupons of member %s", member.pk)
 
 
 @receiver(post_save, sender=BasketLine, dispatch_uid="oscar_loyalty.basket_line_saved")
@@ -138,3 +144,15 @@ def tier_saved(sender, instance, raw=False, **kwargs):
     from . import tasks
 
     transaction.on_commit(tasks.resync_tier_groups.delay, robust=True)
+
+
+@receiver(
+    post_save, sender=CouponDesign, dispatch_uid="oscar_loyalty.coupon_design_saved"
+)
+def coupon_design_saved(sender, instance, raw=False, **kwargs):
+    """A saved design has its Oscar voucher offer in step (benefit, minimum spend)."""
+    if raw:
+        return
+    from .coupons import sync_design_offer
+
+    sync_design_offer(instance)

@@ -239,3 +239,57 @@ def review_tiers_chunk(now, start_id, end_id):
     moment = parse_datetime(now) if now else None
     result = tiers.review(now=moment, start_id=start_id, end_id=end_id)
     return result.as_tuple()
+
+
+@shared_task(name="oscar_loyalty.issue_birthday_coupons")
+def issue_birthday_coupons(today=None):
+    """Daily: the birthday coupons of the day (idempotent per member and year)."""
+    from datetime import date
+
+    from .services import coupons
+
+    day = date.fromisoformat(today) if today else None
+    return coupons.issue_birthday_coupons(today=day)
+
+
+@shared_task(name="oscar_loyalty.issue_tier_coupons")
+def issue_tier_coupons(start_id, end_id):
+    """Tier-exclusive coupons for the members with ``start_id <= pk < end_id`` in
+    a design's tier or above (those who have one already are skipped)."""
+    from .services import coupons
+
+    members = Member.objects.filter(pk__gte=start_id, pk__lt=end_id, tier__isnull=False)
+    return coupons.issue_tier_coupons(members.values_list("pk", flat=True))
+
+
+#: Members per tier-coupon task.
+TIER_COUPON_CHUNK = 10_000
+
+
+@shared_task(name="oscar_loyalty.issue_tier_coupons_to_all")
+def issue_tier_coupons_to_all():
+    """Fan out :func:`issue_tier_coupons` over member-id ranges (a new tier
+    design reaching the members already in its tier); returns the chunks."""
+    ranges = id_ranges(
+        Member.objects.filter(tier__isnull=False), "id", TIER_COUPON_CHUNK
+    )
+    for start, end in ranges:
+        issue_tier_coupons.delay(start, end)
+    return len(ranges)
+
+
+@shared_task(name="oscar_loyalty.purge_voucher_attempts")
+def purge_voucher_attempts():
+    """Delete the voucher-attempt counters of ended windows."""
+    from .coupons import purge_attempts
+
+    return purge_attempts()
+
+
+@shared_task(name="oscar_loyalty.refund_unused_rewards")
+def refund_unused_rewards():
+    """Daily: points back for coupons bought with points that expired unused
+    (rewards whose owner chose so)."""
+    from .services import rewards
+
+    return rewards.refund_expired()

@@ -305,6 +305,19 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.review_tiers",
         "schedule": crontab(hour=3, minute=15),
     },
+    # Daily, early in the morning of CELERY_TIMEZONE: the day's birthday coupons.
+    "loyalty-birthday-coupons": {
+        "task": "oscar_loyalty.issue_birthday_coupons",
+        "schedule": crontab(hour=6, minute=0),
+    },
+    "loyalty-refund-unused-rewards": {
+        "task": "oscar_loyalty.refund_unused_rewards",
+        "schedule": crontab(hour=4, minute=30),
+    },
+    "loyalty-purge-voucher-attempts": {
+        "task": "oscar_loyalty.purge_voucher_attempts",
+        "schedule": crontab(minute=50),
+    },
     # Daily, in the morning of CELERY_TIMEZONE: the windows are counted in days.
     "loyalty-remind-expiring-points": {
         "task": "oscar_loyalty.remind_expiring_points",

@@ -353,20 +353,37 @@ def restore_redemption(*, order_number, now=None):
 
     For a cancelled or refunded order. Returns None when the order redeemed nothing.
     """
-    redemption = Posting.objects.filter(key=f"redeem:{order_number}").first()
+    return give_back(
+        redemption_key=f"redeem:{order_number}",
+        key=f"restore:{order_number}",
+        kind=Posting.Kind.RESTORE,
+        source=Lot.Source.RESTORE,
+        order_number=order_number,
+        now=now,
+    )
+
+
+@transaction.atomic
+def give_back(
+    *, redemption_key, key, kind, source, order_number="", reason="", now=None
+):
+    """Return what the redemption posting ``redemption_key`` spent, as new lots with
+    the expiry dates of the lots it came from (points already past them expire at
+    the next expiry run, as they would have). None when there is no such posting."""
+    redemption = Posting.objects.filter(key=redemption_key).first()
     if redemption is None:
         return None
     member = lock_member(redemption.member_id)
-    key = f"restore:{order_number}"
     if posting := existing_posting(key):
         return posting
     now = now or timezone.now()
     posting = new_posting(
         member,
         key=key,
-        kind=Posting.Kind.RESTORE,
+        kind=kind,
         created_at=now,
         order_number=order_number,
+        reason=reason,
     )
     spent = redemption.entries.order_by("lot_id").values_list(
         "available_change", "lot__expires_at"
@@ -375,7 +392,7 @@ def restore_redemption(*, order_number, now=None):
         member,
         posting,
         [(-change, expires_at) for change, expires_at in spent],
-        source=Lot.Source.RESTORE,
+        source=source,
         now=now,
         order_number=order_number,
     )

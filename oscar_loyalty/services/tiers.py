@@ -268,7 +268,21 @@ def announce_changes(member_changes):
     sync_member_groups([member for member, _ in member_changes])
     tiers = {tier.pk: tier for tier in Tier.objects.all()}
 
+    upgraded = [
+        member.pk
+        for member, change in member_changes
+        if rank_of(change.to_tier) > rank_of(tiers.get(change.from_tier_id))
+    ]
+
     def announce():
+        if upgraded:
+            try:
+                with transaction.atomic():
+                    from . import coupons
+
+                    coupons.issue_tier_coupons(upgraded)
+            except Exception:
+                logger.exception("Could not issue tier coupons to %s", upgraded)
         for member, change in member_changes:
             responses = tier_changed.send_robust(
                 sender=Member,
