@@ -70,7 +70,10 @@ def find_drift(member_ids=None):
         (
             "lifetime_earned",
             "lots",
-            _lot_sum("points", source__in=[Lot.Source.EARN, Lot.Source.ADJUST])
+            _lot_sum(
+                "points",
+                source__in=[Lot.Source.EARN, Lot.Source.ADJUST, Lot.Source.ACTION],
+            )
             - _lot_sum("reversed"),
         ),
         ("available", "entries", _entry_sum("available_change")),

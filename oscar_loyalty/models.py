@@ -78,6 +78,9 @@ class Member(models.Model):
         ),
     )
 
+    referral_code = models.CharField(
+        _("referral code"), max_length=16, unique=True, null=True, blank=True
+    )
     birth_month = models.PositiveSmallIntegerField(
         _("birthday month"), null=True, blank=True
     )
@@ -157,6 +160,7 @@ class Lot(models.Model):
         ADJUST = "adjust", _("Added by staff")
         RESTORE = "restore", _("Returned from a cancelled order")
         REFUND = "refund", _("Returned from an unused reward")
+        ACTION = "action", _("Earned by an action")
 
     member = models.ForeignKey(
         Member, on_delete=models.PROTECT, related_name="lots", verbose_name=_("member")
@@ -944,6 +948,14 @@ class MemberCoupon(models.Model):
     actor_id = models.BigIntegerField(_("acting user id"), null=True, blank=True)
     actor_name = models.CharField(_("acting user"), max_length=255, blank=True)
     points_cost = models.BigIntegerField(_("points paid"), default=0)
+    campaign = models.ForeignKey(
+        "oscar_loyalty.Campaign",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="coupons",
+        verbose_name=_("campaign"),
+    )
 
     objects = MemberCouponQuerySet.as_manager()
 
@@ -1167,3 +1179,410 @@ class RewardRedemption(models.Model):
 
     def __str__(self):
         return f"{self.member}: {self.reward}"
+
+
+class Campaign(models.Model):
+    """A time-boxed promotion for an audience (tiers; none chosen: every member).
+
+    Built on Oscar offers (site offers with a :class:`CampaignCondition`, kept in
+    step by :mod:`oscar_loyalty.campaigns` when the campaign is saved):
+
+    * ``points``: bonus points, ×``multiplier`` on the products of ``range`` (all
+      when empty) — an earn rule for the audience, and an offer whose deferred
+      benefit shows the bonus in the basket and records the order;
+    * ``discount``: a member-day discount, ``discount_percent`` off ``range``;
+    * ``spend_save``: spend-X-save-Y steps (:class:`CampaignStep`), the highest step
+      the basket reaches applies.
+
+    A campaign may also hand out a coupon (``coupon_design``) to its audience when
+    it starts. :class:`CampaignOrder` rows record the orders it touched, for its
+    report.
+    """
+
+    class Kind(models.TextChoices):
+        POINTS = "points", _("Bonus points")
+        DISCOUNT = "discount", _("Member-day discount")
+        SPEND_SAVE = "spend_save", _("Spend X, save Y")
+
+    name = models.CharField(_("name"), max_length=100)
+    description = models.TextField(_("description"), blank=True)
+    kind = models.CharField(_("kind"), max_length=12, choices=Kind.choices)
+    starts_at = models.DateTimeField(_("starts"))
+    ends_at = models.DateTimeField(_("ends"))
+    tiers = models.ManyToManyField(
+        Tier,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("audience tiers"),
+        help_text=_("None chosen: every member."),
+    )
+    range = models.ForeignKey(
+        "offer.Range",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("products"),
+        help_text=_("An Oscar range, e.g. a category; empty: all products."),
+    )
+    multiplier = models.DecimalField(
+        _("points multiplier"),
+        max_digits=5,
+        decimal_places=2,
+        default=2,
+        help_text=_("For bonus points: 2 is double points."),
+    )
+    discount_percent = models.DecimalField(
+        _("discount (%)"), max_digits=5, decimal_places=2, default=0
+    )
+    coupon_design = models.ForeignKey(
+        CouponDesign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="campaigns",
+        verbose_name=_("coupon to hand out"),
+        help_text=_("Issued once to each member of the audience when it starts."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+    offer = models.OneToOneField(
+        "offer.ConditionalOffer",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="loyalty_campaign",
+        verbose_name=_("offer"),
+    )
+    earn_rule = models.OneToOneField(
+        EarnRule,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="campaign",
+        verbose_name=_("earn rule"),
+    )
+    coupons_issued_at = models.DateTimeField(
+        _("coupons handed out"), null=True, blank=True, editable=False
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("campaign")
+        verbose_name_plural = _("campaigns")
+        ordering = ["-starts_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__gt=F("starts_at")),
+                name="loyalty_campaign_ends_after_start",
+            ),
+            models.CheckConstraint(
+                condition=Q(multiplier__gt=0), name="loyalty_campaign_multiplier_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(discount_percent__gte=0) & Q(discount_percent__lte=100),
+                name="loyalty_campaign_discount_0_100",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class CampaignStep(models.Model):
+    """One step of a spend-X-save-Y campaign: spend ``threshold``, save ``amount``."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="steps"
+    )
+    threshold = models.DecimalField(_("spend"), max_digits=12, decimal_places=2)
+    amount = models.DecimalField(_("save"), max_digits=12, decimal_places=2)
+
+    class Meta:
+        verbose_name = _("campaign step")
+        verbose_name_plural = _("campaign steps")
+        ordering = ["threshold"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "threshold"], name="loyalty_campaign_step_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount__gt=0) & Q(threshold__gt=F("amount")),
+                name="loyalty_campaign_step_saves_less_than_spent",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.threshold} → {self.amount}"
+
+
+class CampaignOrder(models.Model):
+    """An order a campaign's offer applied to, for the campaign's report."""
+
+    campaign = models.ForeignKey(
+        Campaign, on_delete=models.CASCADE, related_name="orders"
+    )
+    order_number = models.CharField(_("order number"), max_length=128)
+    user_id = models.BigIntegerField(_("customer"), null=True, blank=True)
+    placed_at = models.DateTimeField(_("placed"), default=timezone.now)
+    revenue = models.DecimalField(
+        _("revenue"), max_digits=14, decimal_places=2, default=0
+    )
+    discount = models.DecimalField(
+        _("discount"), max_digits=14, decimal_places=2, default=0
+    )
+
+    class Meta:
+        verbose_name = _("campaign order")
+        verbose_name_plural = _("campaign orders")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "order_number"], name="loyalty_campaign_order"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.campaign}: {self.order_number}"
+
+
+class CampaignCondition(Condition):
+    """Satisfied for a member of the campaign's audience whose basket holds a
+    product of the campaign's range (for spend-X-save-Y: spending the first
+    step's amount on it)."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Campaign condition")
+        verbose_name_plural = _("Campaign conditions")
+
+    @property
+    def name(self):
+        return _("A member of the campaign's audience")
+
+    @property
+    def description(self):
+        return self.name
+
+    @staticmethod
+    def _value_condition():
+        from oscar.core.loading import get_class
+
+        return get_class("offer.conditions", "ValueCondition")
+
+    def is_satisfied(self, offer, basket):
+        from .campaigns import in_audience
+
+        if not in_audience(offer, basket):
+            return False
+        return self._value_condition().is_satisfied(self, offer, basket)
+
+    def is_partially_satisfied(self, offer, basket):
+        from .campaigns import in_audience
+
+        return in_audience(
+            offer, basket
+        ) and self._value_condition().is_partially_satisfied(self, offer, basket)
+
+    def get_upsell_message(self, offer, basket):
+        return self._value_condition().get_upsell_message(self, offer, basket)
+
+    def _get_value_of_matches(self, offer, basket):
+        return self._value_condition()._get_value_of_matches(self, offer, basket)
+
+    def consume_items(self, offer, basket, affected_lines):
+        return self._value_condition().consume_items(
+            self, offer, basket, affected_lines
+        )
+
+
+class CampaignBenefit(Benefit):
+    """The campaign's benefit: its percentage off, its best spend-X-save-Y step,
+    or (bonus points) nothing off but a note in the basket; every kind records
+    the order for the campaign's report once it is placed."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Campaign benefit")
+        verbose_name_plural = _("Campaign benefits")
+
+    @property
+    def name(self):
+        return _("The campaign's benefit")
+
+    @property
+    def description(self):
+        return self.name
+
+    def apply(self, basket, condition, offer, **kwargs):
+        from .campaigns import apply_benefit
+
+        return apply_benefit(self, basket, condition, offer, **kwargs)
+
+    def apply_deferred(self, basket, order, application):
+        from .campaigns import record_order
+
+        return record_order(basket, order, application)
+
+
+class ActionRule(models.Model):
+    """Points for something a member does, with a cap per period."""
+
+    class Action(models.TextChoices):
+        SIGNUP = "signup", _("Signing up")
+        CHECKIN = "checkin", _("Daily check-in")
+        REVIEW = "review", _("An approved product review")
+        BIRTHDAY = "birthday", _("Birthday")
+        PROFILE = "profile", _("Completing the profile")
+        REFERRER = "referrer", _("Referring a friend (on their first order)")
+        REFERRED = "referred", _("Joining through a referral (on the first order)")
+
+    class Period(models.TextChoices):
+        DAY = "day", _("per day")
+        WEEK = "week", _("per week")
+        MONTH = "month", _("per month")
+        YEAR = "year", _("per year")
+        EVER = "ever", _("in total")
+
+    action = models.CharField(
+        _("action"), max_length=12, choices=Action.choices, unique=True
+    )
+    points = models.PositiveIntegerField(_("points"))
+    cap = models.PositiveIntegerField(
+        _("cap"), null=True, blank=True, help_text=_("Empty: no cap.")
+    )
+    cap_period = models.CharField(
+        _("cap period"), max_length=8, choices=Period.choices, default=Period.DAY
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("action reward")
+        verbose_name_plural = _("action rewards")
+        ordering = ["action"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(points__gt=0), name="loyalty_action_points_gt_0"
+            ),
+            models.CheckConstraint(
+                condition=Q(cap__isnull=True) | Q(cap__gt=0),
+                name="loyalty_action_cap_gt_0",
+            ),
+        ]
+
+    def __str__(self):
+        return self.get_action_display()
+
+
+class ActionAward(models.Model):
+    """Points a member got for an action; its ``key`` (also its posting's) makes
+    each action count once (``checkin:<member>:<date>``, ``review:<review>``…)."""
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="action_awards",
+        verbose_name=_("member"),
+        db_index=False,  # loyalty_action_member starts with the member
+    )
+    action = models.CharField(
+        _("action"), max_length=12, choices=ActionRule.Action.choices
+    )
+    key = models.CharField(_("idempotency key"), max_length=200)
+    points = models.BigIntegerField(_("points"))
+    object_id = models.BigIntegerField(_("object"), null=True, blank=True)
+    created_at = models.DateTimeField(_("awarded"), default=timezone.now)
+    reversed_at = models.DateTimeField(_("reversed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("action award")
+        verbose_name_plural = _("action awards")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], name="loyalty_action_award_key"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["member", "action", "created_at"], name="loyalty_action_member"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.member}: {self.get_action_display()}"
+
+
+class Referral(models.Model):
+    """A new member who joined through another member's link or code.
+
+    Both are rewarded (action rewards ``referrer``/``referred``) when the new
+    member's first order is confirmed, unless the referral is refused as abuse:
+    the same e-mail, phone or address as the referrer, the referrer's device
+    cookie, a loop (the referrer was referred by the new member), or a repeat
+    account.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting for the first order")
+        REWARDED = "rewarded", _("Rewarded")
+        REFUSED = "refused", _("Refused")
+
+    referrer = models.ForeignKey(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="referrals_made",
+        verbose_name=_("referrer"),
+    )
+    referred = models.OneToOneField(
+        Member,
+        on_delete=models.PROTECT,
+        related_name="referred_by",
+        verbose_name=_("new member"),
+    )
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    reason = models.CharField(_("reason"), max_length=255, blank=True)
+    device = models.CharField(_("device cookie"), max_length=64, blank=True)
+    order_number = models.CharField(_("first order"), max_length=128, blank=True)
+    created_at = models.DateTimeField(_("joined"), default=timezone.now)
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("referral")
+        verbose_name_plural = _("referrals")
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(referrer=F("referred")), name="loyalty_referral_not_self"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.referrer} → {self.referred}"
+
+
+class MemberDevice(models.Model):
+    """A browser (the plugin's device cookie) a member signed in with: referrals
+    from the referrer's own devices earn nothing."""
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        related_name="devices",
+        verbose_name=_("member"),
+        db_index=False,  # the unique constraint starts with the member
+    )
+    device = models.CharField(_("device cookie"), max_length=64, db_index=True)
+    seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("member device")
+        verbose_name_plural = _("member devices")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "device"], name="loyalty_member_device"
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.member}: {self.device[:8]}…"

@@ -21,7 +21,7 @@ from oscar.core.loading import get_model
 from . import redemption, tier_offers
 from .conf import loyalty_settings
 from .middleware import may_hold_points
-from .models import CouponDesign, Hold, Member, Tier
+from .models import Campaign, CampaignStep, CouponDesign, Hold, Member, Tier
 from .services import coupons, orders, tiers
 from .services.holds import release_hold
 from .services.members import get_or_create_member
@@ -156,3 +156,33 @@ def coupon_design_saved(sender, instance, raw=False, **kwargs):
     from .coupons import sync_design_offer
 
     sync_design_offer(instance)
+
+
+@receiver(post_save, sender=Campaign, dispatch_uid="oscar_loyalty.campaign_saved")
+def campaign_saved(sender, instance, raw=False, **kwargs):
+    """A saved campaign has its Oscar offer (and earn rule) in step."""
+    if raw:
+        return
+    from .campaigns import sync_campaign
+
+    sync_campaign(instance)
+
+
+@receiver(post_save, sender=CampaignStep, dispatch_uid="oscar_loyalty.step_saved")
+@receiver(post_delete, sender=CampaignStep, dispatch_uid="oscar_loyalty.step_deleted")
+def campaign_step_changed(sender, instance, raw=False, **kwargs):
+    """A step changes the first threshold of its campaign's offer."""
+    if raw:
+        return
+    from .campaigns import sync_campaign
+
+    campaign = Campaign.objects.filter(pk=instance.campaign_id).first()
+    if campaign is not None:
+        sync_campaign(campaign)
+
+
+@receiver(post_delete, sender=Campaign, dispatch_uid="oscar_loyalty.campaign_deleted")
+def campaign_deleted(sender, instance, **kwargs):
+    from .campaigns import withdraw
+
+    withdraw(instance)

@@ -28,7 +28,7 @@ from oscar.core.loading import get_model
 
 from . import earning
 from .conf import loyalty_settings
-from .models import EarnRule, Member
+from .models import Campaign, EarnRule, Member
 
 Product = get_model("catalogue", "Product")
 ProductCategory = get_model("catalogue", "ProductCategory")
@@ -38,17 +38,24 @@ Range = get_model("offer", "Range")
 REQUEST_CACHE = "_oscar_loyalty_rules"
 
 
-def active_rules(at=None):
-    """Earn rules in force at ``at`` (now by default), best multiplier first.
+def active_rules(at=None, *, tier_rank=None):
+    """Earn rules in force at ``at`` (now by default) for a member of the tier of
+    rank ``tier_rank`` (None: no tier), best multiplier first.
 
     Active, started (``starts_at`` ≤ ``at``) and not yet ended (``at`` < ``ends_at``);
-    a rule without dates runs until it is switched off. One query.
+    a rule without dates runs until it is switched off. A bonus-points campaign's
+    rule applies only to its audience tiers, when it names any. One query.
     """
     at = at or timezone.now()
+    campaigns = Campaign.objects.filter(earn_rule_id=OuterRef("pk"))
+    for_audience = ~Exists(campaigns.filter(tiers__isnull=False))
+    if tier_rank is not None:
+        for_audience |= Exists(campaigns.filter(tiers__rank=tier_rank))
     return list(
         EarnRule.objects.filter(is_active=True)
         .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=at))
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
+        .filter(for_audience)
         .select_related("range")
         .order_by("-multiplier", "id")
     )
@@ -230,7 +237,7 @@ def products_in_ranges(product_ids, ranges):
     return found
 
 
-def rules_for_products(product_ids, *, at=None, rules=None):
+def rules_for_products(product_ids, *, at=None, rules=None, tier_rank=None):
     """``{product id: earning.Rule}`` for the products some active rule holds.
 
     Products in no rule are left out: they earn under :data:`earning.BASE`.
@@ -242,7 +249,7 @@ def rules_for_products(product_ids, *, at=None, rules=None):
     if not product_ids:
         return {}
     if rules is None:
-        rules = active_rules(at)
+        rules = active_rules(at, tier_rank=tier_rank)
     if not rules:
         return {}
     products = annotate_rules(
@@ -269,7 +276,7 @@ def rule_for_product(product, *, request=None, at=None):
     cache = _request_cache(request)
     if product.pk not in cache["products"]:
         if cache["rules"] is None:
-            cache["rules"] = active_rules(at)
+            cache["rules"] = active_rules(at, tier_rank=request_tier(request)[0])
         found = rules_for_products([product.pk], rules=cache["rules"])
         cache["products"][product.pk] = found.get(product.pk, earning.BASE)
     return cache["products"][product.pk]
@@ -320,14 +327,19 @@ def tier_multiplier(user_id):
     return user_tier(user_id)[1]
 
 
-def request_tier_multiplier(request):
-    """:func:`tier_multiplier` of the request's user, looked up once per request."""
+def request_tier(request):
+    """:func:`user_tier` of the request's user, looked up once per request."""
     cache = _request_cache(request)
-    if "tier_multiplier" not in cache:
+    if "tier" not in cache:
         user = getattr(request, "user", None)
         signed_in = user is not None and user.is_authenticated
-        cache["tier_multiplier"] = tier_multiplier(user.pk if signed_in else None)
-    return cache["tier_multiplier"]
+        cache["tier"] = user_tier(user.pk if signed_in else None)
+    return cache["tier"]
+
+
+def request_tier_multiplier(request):
+    """:func:`tier_multiplier` of the request's user, looked up once per request."""
+    return request_tier(request)[1]
 
 
 def product_points(product, price, *, request=None, at=None):
@@ -373,7 +385,9 @@ def basket_line_points(basket, *, at=None):
         excl_tax = line.line_price_excl_tax_incl_discounts
         incl_tax = line.line_price_incl_tax_incl_discounts if includes_tax else excl_tax
         priced.append((line.pk, excl_tax, incl_tax))
-    by_product = rules_for_products([line.product_id for line in lines], at=at)
+    by_product = rules_for_products(
+        [line.product_id for line in lines], at=at, tier_rank=basket_tier(basket)[0]
+    )
     rules = {
         line.pk: by_product[line.product_id]
         for line in lines

@@ -293,3 +293,17 @@ def refund_unused_rewards():
     from .services import rewards
 
     return rewards.refund_expired()
+
+
+@shared_task(name="oscar_loyalty.issue_campaign_coupons")
+def issue_campaign_coupons():
+    """Campaigns that started hand out their coupon to their audience (once)."""
+    from . import campaigns
+
+    now = timezone.now()
+    return sum(
+        campaigns.issue_campaign_coupons(campaign, now=now)
+        for campaign in campaigns.campaigns_due_coupons(now).select_related(
+            "coupon_design"
+        )
+    )

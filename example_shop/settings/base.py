@@ -310,6 +310,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.issue_birthday_coupons",
         "schedule": crontab(hour=6, minute=0),
     },
+    "loyalty-issue-campaign-coupons": {
+        "task": "oscar_loyalty.issue_campaign_coupons",
+        "schedule": crontab(minute="*/15"),
+    },
     "loyalty-refund-unused-rewards": {
         "task": "oscar_loyalty.refund_unused_rewards",
         "schedule": crontab(hour=4, minute=30),

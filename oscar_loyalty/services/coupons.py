@@ -111,7 +111,9 @@ def issue_by_staff(*, member, design, reason, actor, now=None):
     )
 
 
-def issue_to_members(design, member_ids, key_for, *, reason="", now=None):
+def issue_to_members(
+    design, member_ids, key_for, *, reason="", campaign=None, now=None
+):
     """Issue ``design`` to each member whose key (``key_for(member_id)``) is unused.
 
     Set-based, in transactions of :data:`BULK_CHUNK` members: the chunk's members
@@ -126,7 +128,9 @@ def issue_to_members(design, member_ids, key_for, *, reason="", now=None):
         chunk = ids[start : start + BULK_CHUNK]
         for _attempt in range(5):
             try:
-                issued += _issue_chunk(design, offer_id, chunk, key_for, reason, now)
+                issued += _issue_chunk(
+                    design, offer_id, chunk, key_for, reason, campaign, now
+                )
                 break
             except IntegrityError:  # a drawn code clashed: the chunk is redone
                 continue
@@ -136,7 +140,7 @@ def issue_to_members(design, member_ids, key_for, *, reason="", now=None):
 
 
 @transaction.atomic
-def _issue_chunk(design, offer_id, member_ids, key_for, reason, now):
+def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now):
     locked = list(
         Member.objects.select_for_update()
         .filter(pk__in=member_ids)
@@ -170,6 +174,7 @@ def _issue_chunk(design, offer_id, member_ids, key_for, reason, now):
                 key=keys[pk],
                 issued_at=now,
                 reason=reason[:255],
+                campaign=campaign,
             )
             for pk, voucher in zip(todo, vouchers, strict=True)
         ]

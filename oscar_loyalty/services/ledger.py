@@ -260,6 +260,31 @@ def earn(
 
 
 @transaction.atomic
+def award(*, member, points, key, reason="", now=None):
+    """Credit points a member earned by an action (check-in, review, referral…):
+    spendable at once, with the usual expiry, counted as earned. Idempotent by
+    ``key``; returns the posting."""
+    points = valid_points(points)
+    member = lock_member(member.pk)
+    if posting := existing_posting(key):
+        return posting
+    now = now or timezone.now()
+    posting = new_posting(
+        member, key=key, kind=Posting.Kind.EARN, created_at=now, reason=reason[:255]
+    )
+    credit_active_lots(
+        member,
+        posting,
+        [(points, rules.expiry_for(now))],
+        source=Lot.Source.ACTION,
+        now=now,
+    )
+    member.lifetime_earned += points
+    save_balances(member)
+    return posting
+
+
+@transaction.atomic
 def confirm_lot(*, lot, now=None):
     """Make a pending lot spendable, with its expiry date; None if it is not pending."""
     member = lock_member(lot.member_id)

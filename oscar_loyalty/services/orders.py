@@ -39,25 +39,30 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
     if order.user_id is None or order.status in loyalty_settings.REVERSE_STATUSES:
         return 0
     placed = order.date_placed or now or timezone.now()
-    rules = rules_lookup.active_rules(placed)
-    order_lines = list(
-        rules_lookup.annotate_rules(order.lines.all(), rules, product_field="product")
-    )
-    lines = [
-        (line.pk, line.line_price_excl_tax, line.line_price_incl_tax)
-        for line in order_lines
-    ]
-    basis_excl = sum((excl for _, excl, _ in lines), 0)
-    basis_incl = sum((incl for _, _, incl in lines), 0)
     includes_tax = loyalty_settings.EARN_INCLUDES_TAX
-    line_rules = rules_lookup.rules_of(order_lines, rules, product_field="product")
     now = now or order.date_placed or timezone.now()
-    activity = tiers.order_spend(order_lines)
     with transaction.atomic(savepoint=False):
+        # The member first: the rules of a campaign depend on the member's tier.
         member = _locked_member_with_tier(order.user_id)
         if member is None:  # the customer's first order since the plugin came
             get_or_create_member(order.user, channel=channel)
             member = _locked_member_with_tier(order.user_id)
+        rules = rules_lookup.active_rules(
+            placed, tier_rank=member.tier.rank if member.tier else None
+        )
+        order_lines = list(
+            rules_lookup.annotate_rules(
+                order.lines.all(), rules, product_field="product"
+            )
+        )
+        lines = [
+            (line.pk, line.line_price_excl_tax, line.line_price_incl_tax)
+            for line in order_lines
+        ]
+        basis_excl = sum((excl for _, excl, _ in lines), 0)
+        basis_incl = sum((incl for _, _, incl in lines), 0)
+        line_rules = rules_lookup.rules_of(order_lines, rules, product_field="product")
+        activity = tiers.order_spend(order_lines)
         results = earning.order_line_points(
             lines,
             order_total=basis_incl if includes_tax else basis_excl,
