@@ -3,9 +3,10 @@
 import argparse
 import sys
 
-from bench import checkout, expiry, ledger, test_suite, tier_review
+from bench import basket, checkout, expiry, ledger, test_suite, tier_review
 
 BENCHMARKS = {
+    "basket": basket.run,
     "checkout": checkout.run,
     "ledger": ledger.run,
     "expiry": expiry.run,
@@ -14,9 +15,10 @@ BENCHMARKS = {
 }
 #: What ``all`` (``make bench``) runs: a few minutes. The suite's timing is as long
 #: as ``make test``; run it by name.
-STANDARD = ("checkout", "ledger", "expiry", "tier_review")
+STANDARD = ("basket", "checkout", "ledger", "expiry", "tier_review")
 SCALES = (
-    "how much work, per benchmark: checkout, orders measured (default 30); "
+    "how much work, per benchmark: basket, page renders measured (default 60); "
+    "checkout, orders measured (default 30); "
     "ledger, redemptions as a multiple of 3,000 (default 1); expiry, due lots as a "
     "multiple of 2.5 million (default 0.1); tier_review, members as a multiple of "
     "1 million (default 0.1); unused by test_suite. Not with 'all' (checkout, "

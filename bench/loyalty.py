@@ -18,7 +18,12 @@ away, is of two kinds:
   condition or benefit is one of the plugin's proxy classes is suspended, so
   Oscar's ``ConditionalOffer.active`` no longer returns it.
 
-Both are put back on leaving the block, exactly as they were.
+With ``templates=True`` (the basket benchmark) a third: the plugin's template
+overrides (the basket's points and coupons panels…) are hidden, so Oscar renders
+its own pages, through a second template engine like the shop's without the
+plugin's directory, swapped in for the block.
+
+All are put back on leaving the block, exactly as they were.
 """
 
 import sys
@@ -92,8 +97,63 @@ def plugin_offers():
     )
 
 
+_ENGINES_WITHOUT_PLUGIN = {}
+
+
+def _engine_without_plugin(alias):
+    """The template engine ``alias`` as the shop would have it without the plugin:
+    the same options and directories, the apps' template directories in
+    ``INSTALLED_APPS`` order except the plugin's, both behind a cached loader."""
+    if alias not in _ENGINES_WITHOUT_PLUGIN:
+        from pathlib import Path
+
+        from django.apps import apps
+        from django.template import engines
+
+        engine = engines[alias]
+        settings_entry = next(
+            entry for entry in engines.templates.values() if entry["NAME"] == alias
+        )
+        app_dirs = [
+            str(Path(config.path) / "templates")
+            for config in apps.get_app_configs()
+            if config.name != PLUGIN and (Path(config.path) / "templates").is_dir()
+        ]
+        params = {
+            **settings_entry,
+            "DIRS": [*settings_entry["DIRS"], *app_dirs],
+            "APP_DIRS": False,
+            "OPTIONS": {
+                **settings_entry["OPTIONS"],
+                "loaders": [
+                    (
+                        "django.template.loaders.cached.Loader",
+                        ["django.template.loaders.filesystem.Loader"],
+                    )
+                ],
+            },
+        }
+        params.pop("BACKEND", None)
+        _ENGINES_WITHOUT_PLUGIN[alias] = type(engine)(params)
+    return _ENGINES_WITHOUT_PLUGIN[alias]
+
+
 @contextmanager
-def plugin_disabled():
+def _templates_without_plugin():
+    from django.template import engines
+
+    saved = dict(engines._engines)
+    try:
+        for alias in list(engines):
+            engines._engines[alias] = _engine_without_plugin(alias)
+        yield
+    finally:
+        engines._engines.clear()
+        engines._engines.update(saved)
+
+
+@contextmanager
+def plugin_disabled(*, templates=False):
     """Within the block, the checkout runs as if the plugin were not installed.
 
     Yields the names of the receivers taken out. Refuses to run (``RuntimeError``)
@@ -117,7 +177,11 @@ def plugin_disabled():
         ConditionalOffer.objects.filter(pk__in=offer_ids).update(
             status=ConditionalOffer.SUSPENDED
         )
-        yield names
+        if templates:
+            with _templates_without_plugin():
+                yield names
+        else:
+            yield names
     finally:
         for signal, receivers in saved:
             with signal.lock:

@@ -73,3 +73,10 @@ class RewardLimitReached(LoyaltyError):
     default_message = _(
         "You have already redeemed this reward %(limit)s times, the most allowed."
     )
+
+
+# Action rewards and referrals ---------------------------------------------------
+
+
+class AlreadyCheckedIn(LoyaltyError):
+    default_message = _("You have already checked in today.")

@@ -9,6 +9,10 @@ It also stands in front of Oscar's voucher form (see
 :func:`oscar_loyalty.coupons.voucher_entry_gate`): another member's coupon code is
 answered as an unknown code, and guessing codes is throttled.
 
+And it keeps a ``?ref=CODE`` referral link in the session until sign-up, and a
+device cookie that refuses referrals from the referrer's own browser (see
+:mod:`oscar_loyalty.referral_capture`).
+
 The session is only a hint that saves queries: the hold in the database is the
 truth. A session that says "points applied" when the hold is gone (released by its
 timeout) costs one query and is then corrected; points applied on another device
@@ -34,9 +38,13 @@ class LoyaltyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
+        from . import referral_capture
+
         token = current_request.set(request)
         try:
-            return self.get_response(request)
+            referral_capture.before_view(request)
+            response = self.get_response(request)
+            return referral_capture.after_response(request, response)
         finally:
             current_request.reset(token)
 

@@ -472,8 +472,10 @@ class PointsRedemptionCondition(Condition):
         return self.name
 
     def is_satisfied(self, offer, basket):
+        from .offer_cache import prime
         from .redemption import basket_hold_points
 
+        prime(offer, basket)
         return basket_hold_points(basket) > 0
 
 
@@ -763,8 +765,10 @@ class TierCondition(Condition):
         return self.name
 
     def is_satisfied(self, offer, basket):
+        from .offer_cache import prime
         from .tier_offers import offer_applies
 
+        prime(offer, basket)
         return offer_applies(offer, basket)
 
     def can_apply_condition(self, line):
@@ -1021,7 +1025,9 @@ class MemberCouponCondition(Condition):
 
     def is_satisfied(self, offer, basket):
         from .coupons import coupon_usable_in
+        from .offer_cache import prime
 
+        prime(offer, basket)
         if not coupon_usable_in(offer.get_voucher(), basket):
             return False
         return self._value_condition().is_satisfied(self, offer, basket)
@@ -1372,17 +1378,25 @@ class CampaignCondition(Condition):
 
     def is_satisfied(self, offer, basket):
         from .campaigns import in_audience
+        from .offer_cache import prime
 
+        prime(offer, basket)
         if not in_audience(offer, basket):
             return False
         return self._value_condition().is_satisfied(self, offer, basket)
 
     def is_partially_satisfied(self, offer, basket):
+        """Spending towards the first step (for the upsell message); only for
+        spend-X-save-Y, the kind with a value to reach."""
         from .campaigns import in_audience
+        from .offer_cache import prime
 
-        return in_audience(
-            offer, basket
-        ) and self._value_condition().is_partially_satisfied(self, offer, basket)
+        if not self.value:
+            return False
+        prime(offer, basket)
+        if not in_audience(offer, basket):
+            return False
+        return self._value_condition().is_partially_satisfied(self, offer, basket)
 
     def get_upsell_message(self, offer, basket):
         return self._value_condition().get_upsell_message(self, offer, basket)

@@ -18,7 +18,14 @@ from oscar.apps.customer.signals import user_registered
 from oscar.apps.order.signals import order_placed, order_status_changed
 from oscar.core.loading import get_model
 
-from . import redemption, tier_offers
+# offer_cache and action_receivers connect receivers; action_tasks registers tasks.
+from . import (  # noqa: F401
+    action_receivers,
+    action_tasks,
+    offer_cache,
+    redemption,
+    tier_offers,
+)
 from .conf import loyalty_settings
 from .middleware import may_hold_points
 from .models import Campaign, CampaignStep, CouponDesign, Hold, Member, Tier

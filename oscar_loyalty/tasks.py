@@ -253,13 +253,16 @@ def issue_birthday_coupons(today=None):
 
 
 @shared_task(name="oscar_loyalty.issue_tier_coupons")
-def issue_tier_coupons(start_id, end_id):
+def issue_tier_coupons(start_id, end_id, design_id=None):
     """Tier-exclusive coupons for the members with ``start_id <= pk < end_id`` in
-    a design's tier or above (those who have one already are skipped)."""
+    a design's tier or above (those who have one already are skipped); only
+    design ``design_id`` when given."""
     from .services import coupons
 
     members = Member.objects.filter(pk__gte=start_id, pk__lt=end_id, tier__isnull=False)
-    return coupons.issue_tier_coupons(members.values_list("pk", flat=True))
+    return coupons.issue_tier_coupons(
+        members.values_list("pk", flat=True), design_id=design_id
+    )
 
 
 #: Members per tier-coupon task.
@@ -267,14 +270,14 @@ TIER_COUPON_CHUNK = 10_000
 
 
 @shared_task(name="oscar_loyalty.issue_tier_coupons_to_all")
-def issue_tier_coupons_to_all():
+def issue_tier_coupons_to_all(design_id=None):
     """Fan out :func:`issue_tier_coupons` over member-id ranges (a new tier
     design reaching the members already in its tier); returns the chunks."""
     ranges = id_ranges(
         Member.objects.filter(tier__isnull=False), "id", TIER_COUPON_CHUNK
     )
     for start, end in ranges:
-        issue_tier_coupons.delay(start, end)
+        issue_tier_coupons.delay(start, end, design_id)
     return len(ranges)
 
 

@@ -52,11 +52,21 @@ def offer_description(tier):
 
 
 def _all_products_range():
+    """The plugin's private range of every product (answered without queries:
+    :class:`oscar_loyalty.ranges.AllProducts`)."""
+    from .ranges import ALL_PRODUCTS_PROXY
+
     found = Range.objects.filter(name=ALL_PRODUCTS_RANGE).first()
     if found is not None:
+        if found.proxy_class != ALL_PRODUCTS_PROXY:  # made by an earlier version
+            found.proxy_class = ALL_PRODUCTS_PROXY
+            found.save(update_fields=["proxy_class"])
         return found
     return Range.objects.create(
-        name=ALL_PRODUCTS_RANGE, includes_all_products=True, is_public=False
+        name=ALL_PRODUCTS_RANGE,
+        includes_all_products=True,
+        is_public=False,
+        proxy_class=ALL_PRODUCTS_PROXY,
     )
 
 

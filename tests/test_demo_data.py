@@ -195,7 +195,8 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
     assert Posting.objects.filter(
         kind=Posting.Kind.RESTORE, order_number="DEMO-MEI-009"
     ).exists()
-    assert EarnRule.objects.filter(is_active=True).count() == 1
+    # The owner's own rule (a campaign's rule comes with the campaign).
+    assert EarnRule.objects.filter(is_active=True, campaign__isnull=True).count() == 1
     consenting = Member.objects.filter(expiry_reminders=True)
     assert set(consenting.values_list("user__username", flat=True)) == {
         "mei",
@@ -239,3 +240,46 @@ def test_the_demo_orders_place_shoppers_in_tiers_and_their_groups():
     # Mei went up twice as her orders were confirmed, never by hand.
     kinds = TierChange.objects.filter(member__user=mei).values_list("kind", flat=True)
     assert list(kinds) == [TierChange.Kind.UPGRADE, TierChange.Kind.UPGRADE]
+
+
+def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(client):
+    from oscar_loyalty.audit import find_drift
+    from oscar_loyalty.models import (
+        ActionRule,
+        Campaign,
+        CouponDesign,
+        MemberCoupon,
+        Reward,
+    )
+
+    load(quiet=True)
+
+    assert CouponDesign.objects.count() == 7
+    assert list(Reward.objects.values_list("points_price", flat=True)) == [
+        2000,
+        500,
+        3000,
+    ]
+    running = Campaign.objects.filter(
+        starts_at__lte=timezone.now(), ends_at__gt=timezone.now()
+    )
+    assert running.count() == 2
+    assert all(campaign.offer_id for campaign in Campaign.objects.all())
+    assert ActionRule.objects.count() == 7
+    held = dict(
+        MemberCoupon.objects.values_list("member__user__username", "design__name")
+    )
+    assert held == {
+        "mei": "Birthday treat",
+        "wei": "Welcome gift",
+        "li": "We miss you",
+    }
+    assert find_drift() == []
+    # Mei, in Gold, sees the members' day in her basket.
+    mei = get_user_model().objects.get(username="mei")
+    client.force_login(mei)
+    product = Product.objects.filter(title__startswith="Biluochun").get()
+    client.post(f"/shop/basket/add/{product.pk}/", {"quantity": 2})
+    page = client.get("/shop/basket/").content.decode()
+    assert "Members&#x27; Day" in page or "Members' Day" in page
+    assert "Gold member" in page

@@ -14,6 +14,7 @@ from .loyalty import load_loyalty, load_loyalty_history
 from .orders import load_orders
 from .pages import load_pages
 from .people import load_people
+from .programme import load_programme
 from .report import Report
 
 
@@ -30,6 +31,8 @@ def load_demo_data(stdout=None, verbosity=1):
         load_orders(report, shoppers)
     with transaction.atomic():
         load_loyalty_history(report)
+    with transaction.atomic():
+        load_programme(report)
     with transaction.atomic():
         load_pages(report)
     update_search_index(report)

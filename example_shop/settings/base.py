@@ -318,6 +318,14 @@ CELERY_BEAT_SCHEDULE = {
         "task": "oscar_loyalty.refund_unused_rewards",
         "schedule": crontab(hour=4, minute=30),
     },
+    "loyalty-birthday-points": {
+        "task": "oscar_loyalty.reward_birthday_points",
+        "schedule": crontab(hour=6, minute=5),
+    },
+    "loyalty-reward-referrals": {
+        "task": "oscar_loyalty.reward_confirmed_referrals",
+        "schedule": crontab(minute=20),
+    },
     "loyalty-purge-voucher-attempts": {
         "task": "oscar_loyalty.purge_voucher_attempts",
         "schedule": crontab(minute=50),

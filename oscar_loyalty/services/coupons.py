@@ -96,15 +96,17 @@ def issue_coupon(
     )
 
 
-def issue_by_staff(*, member, design, reason, actor, now=None):
-    """A coupon staff give a member by hand (win-back, apology…); reason required."""
+def issue_by_staff(*, member, design, reason, actor, key=None, now=None):
+    """A coupon staff give a member by hand (win-back, apology…); reason required.
+
+    ``key`` (the form's token) makes a double submission one coupon."""
     reason = (reason or "").strip()
     if not reason:
         raise CouponReasonRequired()
     return issue_coupon(
         member=member,
         design=design,
-        key=f"staff:{uuid.uuid4()}",
+        key=f"staff:{key or uuid.uuid4()}",
         actor=actor,
         reason=reason,
         now=now,
@@ -201,12 +203,16 @@ def issue_welcome_coupons(member, *, now=None):
     ]
 
 
-def issue_tier_coupons(member_ids, *, now=None):
+def issue_tier_coupons(member_ids, *, design_id=None, now=None):
     """Tier-exclusive coupons for members now in a design's tier or above, once per
-    member and design (reaching the tier again later gives none)."""
+    member and design (reaching the tier again later gives none); only design
+    ``design_id`` when given."""
     issued = 0
     member_ids = list(member_ids)
-    for design in _active(CouponDesign.Purpose.TIER):
+    designs = _active(CouponDesign.Purpose.TIER)
+    if design_id is not None:
+        designs = designs.filter(pk=design_id)
+    for design in designs:
         eligible = Member.objects.filter(
             pk__in=member_ids, tier__rank__gte=design.tier.rank
         ).values_list("pk", flat=True)

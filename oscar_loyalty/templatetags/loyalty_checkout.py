@@ -7,6 +7,7 @@ from oscar.core.loading import get_model
 
 from ..conf import loyalty_settings
 from ..models import Member, PointsRedemptionBenefit, Posting
+from ..offer_cache import prime
 from ..redemption import (
     MAX_POINTS,
     POINTS_OFFER_PRIORITY,
@@ -35,6 +36,7 @@ def _basket_amount(basket):
         offer = points_offer()
         if offer is None:
             return 0
+        prime(offer, basket)
     else:
         offer = ConditionalOffer(exclusive=False, priority=POINTS_OFFER_PRIORITY)
     return payable_amount(PointsRedemptionBenefit(), basket, offer)
