@@ -19,6 +19,7 @@ connected with a ``dispatch_uid``:
 import logging
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.signals import user_logged_in
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -89,6 +90,13 @@ def reward_registration(sender, request=None, user=None, **kwargs):
             )
     except Exception:
         logger.exception("Could not attach the referral of member %s", member.pk)
+
+
+@receiver(user_logged_in, dispatch_uid="oscar_loyalty.device_on_sign_in")
+def device_on_sign_in(sender, request=None, user=None, **kwargs):
+    """The browser a member signs in with is one of their devices."""
+    if request is not None:
+        referral_capture.record_device(request, user)
 
 
 @receiver(post_save, sender=User, dispatch_uid="oscar_loyalty.profile_saved")

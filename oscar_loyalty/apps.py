@@ -20,6 +20,11 @@ class OscarLoyaltyConfig(OscarConfig):
         self.remove_points_view = views.RemovePointsView
         self.account_view = views.AccountView
         self.reminder_consent_view = views.ReminderConsentView
+        self.birthday_view = views.BirthdayView
+        self.coupons_view = views.CouponsView
+        self.checkin_view = views.CheckInView
+        self.rewards_view = views.RewardsView
+        self.reward_redeem_view = views.RewardRedeemView
 
     def get_urls(self):
         """The shopper's URLs, mounted by the shop (e.g. at ``shop/loyalty/``)."""
@@ -41,6 +46,31 @@ class OscarLoyaltyConfig(OscarConfig):
                 "account/reminders/",
                 login_required(self.reminder_consent_view.as_view()),
                 name="reminders",
+            ),
+            path(
+                "account/birthday/",
+                login_required(self.birthday_view.as_view()),
+                name="birthday",
+            ),
+            path(
+                "account/coupons/",
+                login_required(self.coupons_view.as_view()),
+                name="coupons",
+            ),
+            path(
+                "account/check-in/",
+                login_required(self.checkin_view.as_view()),
+                name="checkin",
+            ),
+            path(
+                "account/rewards/",
+                login_required(self.rewards_view.as_view()),
+                name="rewards",
+            ),
+            path(
+                "account/rewards/<int:pk>/redeem/",
+                login_required(self.reward_redeem_view.as_view()),
+                name="reward-redeem",
             ),
         ]
         return self.post_process_urls(urls)

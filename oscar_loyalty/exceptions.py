@@ -71,7 +71,7 @@ class RewardNotForTier(LoyaltyError):
 
 class RewardLimitReached(LoyaltyError):
     default_message = _(
-        "You have already redeemed this reward %(limit)s times, the most allowed."
+        "You have reached the limit for this reward (%(limit)s per member)."
     )
 
 

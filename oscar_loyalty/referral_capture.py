@@ -6,9 +6,12 @@
   referrer. The last link followed wins. Only the code's shape is checked here:
   an unknown code is ignored at sign-up.
 * :func:`after_response`: every browser gets a long-lived random *device cookie*
-  (:data:`DEVICE_COOKIE`, HttpOnly, SameSite=Lax, Secure over HTTPS); a signed-in
-  member's device is recorded once per session (:class:`MemberDevice`), so a
-  referral from a browser the referrer uses is refused.
+  (:data:`DEVICE_COOKIE`, HttpOnly, SameSite=Lax, Secure over HTTPS);
+* :func:`record_device`: when a member signs in (Django's ``user_logged_in``, see
+  :mod:`oscar_loyalty.action_receivers`) or signs up, the browser's device is
+  recorded (:class:`MemberDevice`), so a referral from a browser the referrer
+  uses is refused. Every session starts with a sign-in, so this costs nothing
+  on ordinary pages.
 
 The cookie carries no personal data: a random token, only compared with the
 tokens recorded for members. Neither function lets an error reach the response.
@@ -28,8 +31,6 @@ logger = logging.getLogger(__name__)
 REF_PARAM = "ref"
 #: Session key: the referral code of the link the visitor followed.
 SESSION_KEY = "oscar_loyalty_referral_code"
-#: Session key: "<user id>:<device>" once the device was recorded this session.
-DEVICE_SEEN_KEY = "oscar_loyalty_device_seen"
 #: The device cookie: a random token identifying the browser, nothing else.
 DEVICE_COOKIE = "oscar_loyalty_device"
 #: The device cookie lasts two years (renewed when it is missing only).
@@ -75,17 +76,14 @@ def after_response(request, response):
             samesite="Lax",
             secure=request.is_secure(),
         )
-    _record_device(request, device)
     return response
 
 
-def _record_device(request, device):
-    user = getattr(request, "user", None)
-    session = getattr(request, "session", None)
-    if session is None or user is None or not user.is_authenticated:
-        return
-    seen = f"{user.pk}:{device}"
-    if session.get(DEVICE_SEEN_KEY) == seen:
+def record_device(request, user):
+    """Record the browser of ``request`` as a device of ``user``'s member (a
+    sign-in or sign-up). Never raises."""
+    device = device_of(request)
+    if not device or user is None:
         return
     try:
         with transaction.atomic():
@@ -94,9 +92,6 @@ def _record_device(request, device):
                 remember_device(member, device)
     except Exception:
         logger.exception("Could not record the device of user %s", user.pk)
-        return
-    # Also for a user without a member account (staff): one query per session.
-    session[DEVICE_SEEN_KEY] = seen
 
 
 def pop_referral_code(request):

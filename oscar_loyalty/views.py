@@ -6,28 +6,57 @@ from the form. Every limit is checked here from the basket and the balance,
 whatever the form says. Every view is for the signed-in shopper's own account.
 """
 
+import logging
 import math
 import re
-from datetime import timedelta
+import secrets
+from dataclasses import dataclass
+from datetime import date, timedelta
 
+from django import forms
 from django.contrib import messages
+from django.core.validators import RegexValidator
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import Count, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dates import MONTHS
+from django.utils.formats import date_format, number_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
-from django.views.generic import ListView
-from oscar.core.loading import get_class
+from django.views.generic import ListView, TemplateView
+from oscar.core.loading import get_class, get_model
 from oscar.templatetags.currency_filters import currency
 
 from .conf import loyalty_settings
-from .exceptions import InsufficientPoints, LoyaltyError
+from .exceptions import (
+    InsufficientPoints,
+    LoyaltyError,
+    RewardLimitReached,
+    RewardNotForTier,
+    RewardOutOfStock,
+    RewardUnavailable,
+)
 from .middleware import forget_points, remember_points
-from .models import TIER_COLOUR_PATTERN, Hold, Lot, Member, Posting, TierChange
+from .models import (
+    TIER_COLOUR_PATTERN,
+    ActionAward,
+    ActionRule,
+    CouponDesign,
+    Hold,
+    Lot,
+    Member,
+    MemberCoupon,
+    Posting,
+    Referral,
+    Reward,
+    RewardRedemption,
+    TierChange,
+)
 from .redemption import (
     BasketTooSmall,
     BelowMinimumBalance,
@@ -37,11 +66,20 @@ from .redemption import (
     Policy,
     parse_points,
 )
+from .services import actions, referrals
+from .services import rewards as reward_service
 from .services import tiers as tier_service
+from .services.coupons import next_birthday
 from .services.holds import hold_points, release_basket_hold
 from .services.members import get_or_create_member
 
+logger = logging.getLogger(__name__)
+
 Applicator = get_class("offer.applicator", "Applicator")
+VoucherApplication = get_model("voucher", "VoucherApplication")
+
+#: A leap year: the year a birthday is checked and shown in (29 February exists).
+LEAP_YEAR = 2000
 
 
 class BasketPointsMixin:
@@ -230,8 +268,70 @@ class AccountView(ListView):
             expiring_days=self.EXPIRING_DAYS,
             point_value=Policy.current().value_of(member.spendable),
             tier_panel=self.tier_panel(member, now),
+            coupons_to_use=MemberCoupon.objects.usable(now)
+            .filter(member=member)
+            .count(),
+            birthday=self.birthday_panel(member, now),
+            **self.action_panels(member, now),
         )
         return context
+
+    def action_panels(self, member, now):
+        """The daily check-in (only while check-ins earn points) and the
+        member's invitation link, code and referrals: four queries."""
+        rules = {
+            rule.action: rule
+            for rule in ActionRule.objects.filter(
+                is_active=True,
+                action__in=[ActionRule.Action.CHECKIN, ActionRule.Action.REFERRER],
+            )
+        }
+        checkin = None
+        rule = rules.get(ActionRule.Action.CHECKIN)
+        if rule is not None:
+            key = actions.checkin_key(member.pk, now)
+            checkin = {
+                "points": rule.points,
+                "done": ActionAward.objects.filter(key=key).exists(),
+            }
+        made = member.referrals_made.aggregate(
+            made=Count("pk"),
+            rewarded=Count("pk", filter=Q(status=Referral.Status.REWARDED)),
+        )
+        referrer_rule = rules.get(ActionRule.Action.REFERRER)
+        return {
+            "checkin": checkin,
+            "referral": {
+                # Drawn (and saved) the first time the member sees it.
+                "code": referrals.referral_code(member),
+                "link": referrals.referral_link(self.request, member),
+                "points": referrer_rule.points if referrer_rule else None,
+                "made": made["made"],
+                "rewarded": made["rewarded"],
+            },
+        }
+
+    @staticmethod
+    def birthday_panel(member, now):
+        """The member's birthday, when their next birthday coupon comes (only while
+        the shop has an active birthday design) and the choices of the form."""
+        birthday = next_coupon = None
+        if member.birth_month and member.birth_day:
+            birthday = date(LEAP_YEAR, member.birth_month, member.birth_day)
+            designs = CouponDesign.objects.filter(
+                purpose=CouponDesign.Purpose.BIRTHDAY, is_active=True
+            )
+            if designs.exists():
+                # Coupons are issued BIRTHDAY_DAYS_AHEAD days before the birthday.
+                ahead = timedelta(days=loyalty_settings.BIRTHDAY_DAYS_AHEAD)
+                today = timezone.localdate(now)
+                next_coupon = next_birthday(member, today + ahead) - ahead
+        return {
+            "date": birthday,
+            "next_coupon": next_coupon,
+            "months": list(MONTHS.items()),
+            "days": range(1, 32),
+        }
 
     #: The member's tier changes shown on the tab (newest first).
     TIER_HISTORY = 10
@@ -321,3 +421,352 @@ class ReminderConsentView(View):
         else:
             messages.success(request, _("You will get no expiry reminders."))
         return HttpResponseRedirect(reverse("loyalty:account"))
+
+
+class BirthdayForm(forms.Form):
+    """A birthday as a month and a day, which must exist (29 February does)."""
+
+    month = forms.IntegerField(
+        min_value=1,
+        max_value=12,
+        error_messages={
+            "required": gettext_lazy("Choose the month of your birthday."),
+            "invalid": gettext_lazy("Choose a month from the list."),
+            "min_value": gettext_lazy("Choose a month from the list."),
+            "max_value": gettext_lazy("Choose a month from the list."),
+        },
+    )
+    day = forms.IntegerField(
+        min_value=1,
+        max_value=31,
+        error_messages={
+            "required": gettext_lazy("Choose the day of your birthday."),
+            "invalid": gettext_lazy("Choose a day from the list."),
+            "min_value": gettext_lazy("Choose a day from the list."),
+            "max_value": gettext_lazy("Choose a day from the list."),
+        },
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        month, day = cleaned.get("month"), cleaned.get("day")
+        if month and day:
+            try:
+                date(LEAP_YEAR, month, day)
+            except ValueError:
+                raise forms.ValidationError(
+                    _("%(month)s has no day %(day)s.")
+                    % {"month": MONTHS[month], "day": day}
+                ) from None
+        return cleaned
+
+
+class BirthdayView(View):
+    """Set or clear the member's birthday (POST, own account only).
+
+    Only ``birth_month`` and ``birth_day`` are written, both or neither; bad input
+    saves nothing and says why.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        member = get_or_create_member(request.user)
+        members = Member.objects.filter(pk=member.pk)
+        if "clear" in request.POST:
+            members.update(birth_month=None, birth_day=None)
+            messages.success(request, _("Your birthday has been removed."))
+            return self.done()
+        form = BirthdayForm(request.POST)
+        if not form.is_valid():
+            for errors in form.errors.values():
+                for error in errors:
+                    messages.error(request, error)
+            return self.done()
+        month, day = form.cleaned_data["month"], form.cleaned_data["day"]
+        members.update(birth_month=month, birth_day=day)
+        self.reward_profile(request, member, month, day)
+        messages.success(
+            request,
+            _("Your birthday is saved: %(date)s.")
+            % {"date": date_format(date(LEAP_YEAR, month, day), "MONTH_DAY_FORMAT")},
+        )
+        return self.done()
+
+    @staticmethod
+    def reward_profile(request, member, month, day):
+        """A birthday may complete the profile (an action reward, once ever)."""
+        from .services import actions
+
+        member.birth_month, member.birth_day = month, day
+        member.user = request.user
+        try:
+            with transaction.atomic():
+                actions.reward_profile_completion(member)
+        except Exception:
+            logger.exception("Could not reward the profile of member %s", member.pk)
+
+    @staticmethod
+    def done():
+        return HttpResponseRedirect(reverse("loyalty:account") + "#loyalty-birthday")
+
+
+class CouponsView(TemplateView):
+    """The shopper's coupons: usable, used (on which orders) and expired.
+
+    Only the signed-in shopper's own coupons; a shopper without a member account
+    has none (no account is made here). A constant number of queries, however
+    many coupons: one per group and one for the orders of the used ones.
+    """
+
+    template_name = "oscar_loyalty/coupons.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        mine = MemberCoupon.objects.filter(member__user=self.request.user)
+        related = ("voucher", "design", "design__tier", "design__product")
+        applications = Prefetch(
+            "voucher__applications",
+            queryset=VoucherApplication.objects.filter(order__user=self.request.user)
+            .select_related("order")
+            .order_by("date_created", "pk"),
+            to_attr="loyalty_applications",
+        )
+        context.update(
+            page_title=_("My coupons"),
+            active_tab="coupons",
+            usable=list(
+                mine.usable(now)
+                .select_related(*related)
+                .order_by("voucher__end_datetime", "pk")
+            ),
+            used=list(
+                mine.used().select_related(*related).prefetch_related(applications)
+            ),
+            expired=list(
+                mine.expired(now)
+                .select_related(*related)
+                .order_by("-voucher__end_datetime", "-pk")
+            ),
+        )
+        return context
+
+
+class CheckInView(View):
+    """Today's check-in (POST, own account only): the points of the check-in
+    rule, once a day in the shop's time zone; the service says why not."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        member = get_or_create_member(request.user)
+        try:
+            award = actions.check_in(member)
+        except LoyaltyError as exc:
+            messages.info(request, str(exc))
+        else:
+            if award is None:
+                messages.info(
+                    request, _("Thanks for checking in. No points for it just now.")
+                )
+            else:
+                messages.success(
+                    request,
+                    _("Checked in: %(points)s points added.")
+                    % {"points": award.points},
+                )
+        return HttpResponseRedirect(reverse("loyalty:account") + "#loyalty-checkin")
+
+
+# The rewards catalogue ------------------------------------------------------------
+
+
+def own_member(user):
+    """The signed-in shopper's member account, or an unsaved empty one (no
+    points, no tier) for a shopper who has none yet: reading the catalogue
+    creates nothing."""
+    try:
+        return user.loyalty_member
+    except Member.DoesNotExist:
+        return Member(user=user)
+
+
+@dataclass
+class RewardOffer:
+    """A reward as this member sees it: whether they can redeem it now, and if
+    not, why (``refusal``, the words of the service's own refusal)."""
+
+    reward: Reward
+    refusal: str = ""
+    out_of_stock: bool = False
+
+    @property
+    def can_redeem(self):
+        return not self.refusal
+
+
+def refusal(reward, member, redeemed, now):
+    """Why ``member`` cannot redeem ``reward`` now ("" when they can), checked in
+    the order the service checks: availability, tier, limit, stock, points.
+    ``redeemed`` is how many times the member redeemed it. No query: the
+    reward's tiers are prefetched."""
+    if not reward_service.is_available(reward, now):
+        return str(RewardUnavailable())
+    tiers = list(reward.tiers.all())
+    if not reward_service.tier_allowed(reward, member, {tier.pk for tier in tiers}):
+        return str(RewardNotForTier(tiers=", ".join(tier.name for tier in tiers)))
+    if reward.per_member_limit is not None and redeemed >= reward.per_member_limit:
+        return str(RewardLimitReached(limit=reward.per_member_limit))
+    if reward.stock is not None and reward.stock < 1:
+        return str(RewardOutOfStock())
+    if member.spendable < reward.points_price:
+        return _("You need %(points)s more points.") % {
+            "points": number_format(
+                reward.points_price - member.spendable, force_grouping=True
+            )
+        }
+    return ""
+
+
+def reward_offers(member, now, rewards=None):
+    """The rewards available now (by the service's rule), as :class:`RewardOffer`
+    for ``member``. Three queries however many rewards: the rewards with their
+    design and product, their tiers, and the member's redemption counts."""
+    if rewards is None:
+        rewards = Reward.objects.filter(is_active=True, design__is_active=True)
+    rewards = [
+        reward
+        for reward in rewards.select_related("design", "design__product")
+        .prefetch_related("tiers")
+        .order_by("position", "points_price", "pk")
+        if reward_service.is_available(reward, now)
+    ]
+    counts = {}
+    if member.pk is not None and rewards:
+        counts = dict(
+            RewardRedemption.objects.filter(member=member)
+            .values_list("reward")
+            .annotate(redeemed=Count("pk"))
+            .order_by()
+        )
+    return [
+        RewardOffer(
+            reward=reward,
+            refusal=refusal(reward, member, counts.get(reward.pk, 0), now),
+            out_of_stock=reward.stock is not None and reward.stock < 1,
+        )
+        for reward in rewards
+    ]
+
+
+class RewardsView(TemplateView):
+    """The rewards catalogue: what the member's points buy, and what they can
+    redeem now. Reads only (a shopper without a member account sees the
+    catalogue with no points); a fixed number of queries."""
+
+    template_name = "oscar_loyalty/rewards.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        member = own_member(self.request.user)
+        context.update(
+            page_title=_("Rewards"),
+            active_tab="rewards",
+            member=member,
+            offers=reward_offers(member, timezone.now()),
+        )
+        return context
+
+
+class RedeemForm(forms.Form):
+    """The confirmation form: the reward, and the one-time token the page drew
+    (the redemption's idempotency key: a second submission is the same one)."""
+
+    reward = forms.IntegerField(min_value=1)
+    token = forms.CharField(
+        min_length=16,
+        max_length=64,
+        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$")],
+    )
+
+
+class RewardRedeemView(TemplateView):
+    """Confirm and redeem one reward.
+
+    GET shows what the member spends and keeps, with a fresh token; it changes
+    nothing. POST (CSRF-protected) redeems through the service, for the
+    signed-in member only; every refusal says why and writes nothing, and a
+    reward that does not exist or is not available is a message, not an error.
+    """
+
+    template_name = "oscar_loyalty/reward_confirm.html"
+    http_method_names = ["get", "post"]
+    #: ``secrets.token_urlsafe(24)``: 32 characters.
+    TOKEN_BYTES = 24
+
+    def unavailable(self):
+        messages.error(self.request, str(RewardUnavailable()))
+        return HttpResponseRedirect(reverse("loyalty:rewards"))
+
+    def get(self, request, *args, **kwargs):
+        member = own_member(request.user)
+        offers = reward_offers(
+            member,
+            timezone.now(),
+            Reward.objects.filter(
+                pk=self.kwargs["pk"], is_active=True, design__is_active=True
+            ),
+        )
+        if not offers:
+            return self.unavailable()
+        offer = offers[0]
+        return self.render_to_response(
+            self.get_context_data(
+                page_title=_("Redeem a reward"),
+                active_tab="rewards",
+                member=member,
+                offer=offer,
+                left=member.spendable - offer.reward.points_price,
+                token=secrets.token_urlsafe(self.TOKEN_BYTES),
+            )
+        )
+
+    def post(self, request, *args, **kwargs):
+        form = RedeemForm(request.POST)
+        if not form.is_valid() or form.cleaned_data["reward"] != self.kwargs["pk"]:
+            messages.error(
+                request, _("This form has expired. Please choose the reward again.")
+            )
+            return HttpResponseRedirect(reverse("loyalty:rewards"))
+        reward = Reward.objects.filter(pk=self.kwargs["pk"]).first()
+        if reward is None:
+            return self.unavailable()
+        member = get_or_create_member(request.user)
+        # The key holds the member and the reward: a token can only ever replay
+        # this member's redemption of this reward.
+        token = f"{member.pk}:{reward.pk}:{form.cleaned_data['token']}"
+        try:
+            redemption = reward_service.redeem_reward(
+                member=member, reward=reward, token=token
+            )
+        except LoyaltyError as exc:
+            messages.error(request, str(exc))
+            return HttpResponseRedirect(reverse("loyalty:rewards"))
+        coupon = redemption.coupon
+        if coupon is None:  # its voucher was deleted since (a replayed form)
+            messages.info(request, _("You have already redeemed this reward."))
+        else:
+            messages.success(
+                request,
+                _(
+                    "You spent %(points)s points on %(reward)s. Your coupon code "
+                    "is %(code)s."
+                )
+                % {
+                    "points": number_format(redemption.points, force_grouping=True),
+                    "reward": reward.name,
+                    "code": coupon.voucher.code,
+                },
+            )
+        return HttpResponseRedirect(reverse("loyalty:coupons"))

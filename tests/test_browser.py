@@ -320,3 +320,144 @@ def test_a_gold_member_sees_their_tier_discount_in_the_basket_and_their_tier(
     expect(page.locator("#loyalty-tier-name")).to_contain_text("Gold")
     expect(page.locator("#loyalty-tier-progress")).to_contain_text("Diamond")
     page.screenshot(path=tmp_path / "loyalty-tab-gold.png", full_page=True)
+
+
+def test_a_gold_member_applies_their_birthday_coupon_from_the_basket(page, tmp_path):
+    from decimal import Decimal
+
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import CouponDesign, Member, Tier
+    from oscar_loyalty.redemption import ensure_points_offer
+    from oscar_loyalty.services import coupons
+    from oscar_loyalty.services.members import get_or_create_member
+
+    ensure_points_offer()
+    CountryFactory()
+    home_page(title="Lotus & Co.")
+    gold = Tier.objects.create(
+        code="gold",
+        name="Gold",
+        rank=2,
+        threshold=5000,
+        discount_percent=8,
+        badge="G",
+        colour="#c9a227",
+    )
+    treat = CouponDesign.objects.create(
+        name="Birthday treat",
+        purpose=CouponDesign.Purpose.BIRTHDAY,
+        benefit_type=CouponDesign.BenefitType.FIXED,
+        value=Decimal("20"),
+        minimum_spend=Decimal("50"),
+    )
+    product = ProductFactory(title="Da Hong Pao", stockrecord__price=100)
+    shopper = UserFactory()
+    member = get_or_create_member(shopper)
+    Member.objects.filter(pk=member.pk).update(tier=gold)
+    coupon = coupons.issue_coupon(
+        member=member, design=treat, key=f"birthday:{treat.pk}:{member.pk}:2025"
+    )
+    code = coupon.voucher.code
+
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    expect(page).to_have_url(re.compile(r"/$"))
+    page.goto(product.get_absolute_url())
+    page.click("#add_to_basket_form button[type=submit]")
+
+    page.goto(reverse("basket:summary"))
+    totals = page.locator("#basket_totals")
+    expect(totals).to_contain_text("Gold member −8%")
+    expect(totals).to_contain_text("92.00")
+    offered = page.locator("#loyalty-coupons")
+    expect(offered).to_contain_text("Your coupons")
+    expect(offered).to_contain_text("Birthday treat")
+    expect(offered).to_contain_text("20.00 off orders of")
+    page.screenshot(path=tmp_path / "basket-coupons.png", full_page=True)
+
+    offered.get_by_role("button", name="Apply").click()
+
+    expect(page.locator(".alert-info").first).to_contain_text(code)
+    expect(totals).to_contain_text("Gold member −8%")
+    expect(totals).to_contain_text(code)
+    expect(totals).to_contain_text("-CN¥20.00")
+    # 100 less 8% for Gold, less the coupon's 20.
+    expect(totals.locator("tr", has_text="Order total")).to_contain_text("72.00")
+    expect(page.locator("#loyalty-coupons")).to_have_count(0)
+    page.screenshot(path=tmp_path / "basket-coupon-applied.png", full_page=True)
+
+    page.goto(reverse("loyalty:account"))
+    expect(page.locator("#loyalty-coupons-link")).to_contain_text("1 coupon to use")
+    page.click("#loyalty-coupons-tab")
+    expect(page.locator("#loyalty-coupons-usable")).to_contain_text(code)
+    page.screenshot(path=tmp_path / "my-coupons.png", full_page=True)
+
+
+def test_a_member_redeems_a_reward_for_points_and_finds_the_coupon(page, tmp_path):
+    from decimal import Decimal
+
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import CouponDesign, Member, MemberCoupon, Reward
+    from oscar_loyalty.services import ledger
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    design = CouponDesign.objects.create(
+        name="¥20 off",
+        purpose=CouponDesign.Purpose.REWARD,
+        benefit_type=CouponDesign.BenefitType.FIXED,
+        value=Decimal("20"),
+    )
+    reward = Reward.objects.create(
+        name="¥20 voucher", design=design, points_price=2000, stock=10
+    )
+    Reward.objects.create(name="Tea set", design=design, points_price=5000)
+    shopper = UserFactory()
+    member = get_or_create_member(shopper)
+    ledger.adjust(
+        member=member,
+        points=3000,
+        reason="Welcome gift",
+        actor=ledger.Actor(id=None, name="staff"),
+    )
+
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    expect(page).to_have_url(re.compile(r"/$"))
+
+    page.goto(reverse("customer:summary"))
+    page.click("#loyalty-rewards-tab")
+    expect(page.locator("#loyalty-rewards-balance")).to_contain_text("3,000 points")
+    card = page.locator(f"#loyalty-reward-{reward.pk}")
+    expect(card).to_contain_text("2,000 points")
+    expect(card).to_contain_text("CN¥20.00 off")
+    dear = page.locator(".loyalty-reward", has_text="Tea set")
+    expect(dear.get_by_role("button", name="Redeem")).to_be_disabled()
+    expect(dear).to_contain_text("You need 2,000 more points.")
+    page.screenshot(path=tmp_path / "rewards.png", full_page=True)
+
+    card.get_by_role("link", name="Redeem").click()
+    expect(page.locator("#loyalty-redeem-question")).to_have_text(
+        "Spend 2,000 points for ¥20 voucher? You will have 1,000 points left."
+    )
+    page.screenshot(path=tmp_path / "reward-confirm.png", full_page=True)
+    page.click("#loyalty-redeem-confirm")
+
+    expect(page).to_have_url(re.compile(reverse("loyalty:coupons") + "$"))
+    coupon = MemberCoupon.objects.get(member=member)
+    code = coupon.voucher.code
+    expect(page.locator(".alert-success").first).to_contain_text(code)
+    expect(page.locator("#loyalty-coupons-usable")).to_contain_text(code)
+    expect(page.locator("#loyalty-coupons-usable")).to_contain_text("¥20 off")
+    page.screenshot(path=tmp_path / "reward-coupon.png", full_page=True)
+
+    page.click("#loyalty-account-tab")
+    expect(page.locator("#loyalty-spendable")).to_have_text("1000")
+    assert Member.objects.get(pk=member.pk).available == 1000
+    assert coupon.points_cost == 2000

@@ -44,8 +44,9 @@ def tier_allowed(reward, member, allowed_tier_ids=None):
     return not allowed_tier_ids or member.tier_id in allowed_tier_ids
 
 
-def redemption_key(token):
-    return f"reward:{token}"
+def redemption_key(member, token):
+    """Scoped to the member: another member's token can never find this one's."""
+    return f"reward:{member.pk}:{token}"
 
 
 @transaction.atomic
@@ -53,7 +54,7 @@ def redeem_reward(*, member, reward, token=None, now=None):
     """Spend the reward's price and issue its coupon; returns the
     :class:`RewardRedemption` (the existing one when ``token`` was used before)."""
     now = now or timezone.now()
-    key = redemption_key(token or uuid.uuid4())
+    key = redemption_key(member, token or uuid.uuid4())
     member = ledger.lock_member(member.pk)
     existing = RewardRedemption.objects.filter(key=key).first()
     if existing is not None:
