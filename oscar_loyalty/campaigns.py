@@ -13,6 +13,7 @@ order. The benefit of every kind records the order for the campaign's report
 transaction).
 """
 
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -24,6 +25,8 @@ from django.utils.translation import gettext as _
 from oscar.core.loading import get_class, get_model
 
 from . import rules_lookup
+
+logger = logging.getLogger(__name__)
 
 ConditionalOffer = get_model("offer", "ConditionalOffer")
 Benefit = get_model("offer", "Benefit")
@@ -258,16 +261,24 @@ def record_order(basket, order, application):
     info = campaign_of(offer, basket)
     if info is None:
         return None
-    CampaignOrder.objects.get_or_create(
-        campaign_id=info.pk,
-        order_number=order.number,
-        defaults={
-            "user_id": order.user_id,
-            "placed_at": order.date_placed,
-            "revenue": order.total_incl_tax,
-            "discount": application.get("discount") or Decimal(0),
-        },
-    )
+    try:
+        # A savepoint, never an error: the shopper may already have paid. The
+        # row has no database constraint on the campaign (deleted meanwhile?).
+        with transaction.atomic():
+            CampaignOrder.objects.get_or_create(
+                campaign_id=info.pk,
+                order_number=order.number,
+                defaults={
+                    "user_id": order.user_id,
+                    "placed_at": order.date_placed,
+                    "revenue": order.total_incl_tax,
+                    "discount": application.get("discount") or Decimal(0),
+                },
+            )
+    except Exception:
+        logger.exception(
+            "Could not record order %s for campaign %s", order.number, info.pk
+        )
     if info.kind == Campaign.Kind.POINTS:
         return points_message(info)
     return None

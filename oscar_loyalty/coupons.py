@@ -48,7 +48,7 @@ def _product_range(design):
     product_range = design.product_range
     if product_range is None:
         product_range = Range.objects.create(
-            name=f"Member coupon #{design.pk}: {design.name}"[:128], is_public=False
+            name=f"Member coupon #{design.pk}", is_public=False
         )
         type(design).objects.filter(pk=design.pk).update(product_range=product_range)
         design.product_range = product_range
@@ -255,12 +255,14 @@ def purge_attempts(*, now=None):
 
 
 def client_address(request):
-    """The client's address from ``OSCAR_LOYALTY_CLIENT_IP_HEADER`` (the first
-    of a comma-separated list), ``REMOTE_ADDR`` by default."""
+    """The client's address from ``OSCAR_LOYALTY_CLIENT_IP_HEADER``,
+    ``REMOTE_ADDR`` by default. Of a list (``X-Forwarded-For``) the last entry:
+    the one the shop's own proxy added, which the client cannot choose."""
     value = request.META.get(loyalty_settings.CLIENT_IP_HEADER) or request.META.get(
         "REMOTE_ADDR", ""
     )
-    return value.split(",")[0].strip()[:100] or "unknown"
+    address = value.split(",")[-1].strip()[:100]
+    return "".join(ch for ch in address if ch.isprintable()) or "unknown"
 
 
 def throttle_keys(request):
@@ -284,10 +286,24 @@ def unknown_code_message(code):
 
 def voucher_entry_gate(request):
     """Run before Oscar's ``VoucherAddView``: a response to send instead of it,
-    or None to let Oscar handle the code."""
+    or None to let Oscar handle the code.
+
+    A shop voucher and the shopper's own coupon go to Oscar untouched. A code
+    unknown to the shopper (none, or another member's coupon) counts towards the
+    throttle and gets Oscar's own answer for an unknown code, whichever it is.
+    """
     code = request.POST.get("code", "").strip().upper()
-    if not code or len(code) > 128:
-        return None  # Oscar's form says a code is needed
+    if not code or len(code) > 128 or "\x00" in code:
+        return None  # Oscar's form says what is wrong with it
+    found = (
+        Voucher._default_manager.filter(code=code)
+        .values_list("pk", "loyalty_coupon__member__user_id")
+        .first()
+    )
+    user = getattr(request, "user", None)
+    user_id = user.pk if user is not None and user.is_authenticated else None
+    if found is not None and (found[1] is None or found[1] == user_id):
+        return None  # a shop voucher, or the shopper's own coupon: Oscar decides
     keys = throttle_keys(request)
     counts = attempts(list(keys))
     if any(counts.get(key, 0) >= limit for key, limit in keys.items()):
@@ -304,18 +320,13 @@ def voucher_entry_gate(request):
             % {"minutes": minutes},
         )
         return redirect_to_referrer(request, "basket:summary")
-    found = (
-        Voucher._default_manager.filter(code=code)
-        .values_list("pk", "loyalty_coupon__member__user_id")
-        .first()
-    )
-    user = getattr(request, "user", None)
-    user_id = user.pk if user is not None and user.is_authenticated else None
-    if found is not None and (found[1] is None or found[1] == user_id):
-        return None  # a shop voucher, or the shopper's own coupon: Oscar decides
     for key in keys:
         record_attempt(key)
     if found is None:
-        return None  # Oscar answers "no voucher found"
+        return None  # Oscar answers as for any unknown code
+    basket = getattr(request, "basket", None)
+    if not getattr(basket, "id", None):
+        # Oscar says nothing to a visitor whose basket is not saved yet.
+        return redirect_to_referrer(request, "basket:summary")
     messages.error(request, unknown_code_message(code))
     return redirect_to_referrer(request, "basket:summary")

@@ -61,6 +61,13 @@ class RewardUnavailable(LoyaltyError):
     default_message = _("This reward is not available just now.")
 
 
+class RewardPriceChanged(LoyaltyError):
+    default_message = _(
+        "The price of this reward has just changed to %(price)s points. Please "
+        "look at it again before you redeem it."
+    )
+
+
 class RewardOutOfStock(LoyaltyError):
     default_message = _("Sorry, this reward is out of stock.")
 

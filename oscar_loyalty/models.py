@@ -1327,7 +1327,12 @@ class CampaignOrder(models.Model):
     """An order a campaign's offer applied to, for the campaign's report."""
 
     campaign = models.ForeignKey(
-        Campaign, on_delete=models.CASCADE, related_name="orders"
+        Campaign,
+        on_delete=models.CASCADE,
+        related_name="orders",
+        # Written inside Oscar's order transaction: a campaign deleted meanwhile
+        # must not fail the order at commit (the rows go with it otherwise).
+        db_constraint=False,
     )
     order_number = models.CharField(_("order number"), max_length=128)
     user_id = models.BigIntegerField(_("customer"), null=True, blank=True)

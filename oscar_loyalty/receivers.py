@@ -177,9 +177,10 @@ def campaign_saved(sender, instance, raw=False, **kwargs):
 
 @receiver(post_save, sender=CampaignStep, dispatch_uid="oscar_loyalty.step_saved")
 @receiver(post_delete, sender=CampaignStep, dispatch_uid="oscar_loyalty.step_deleted")
-def campaign_step_changed(sender, instance, raw=False, **kwargs):
-    """A step changes the first threshold of its campaign's offer."""
-    if raw:
+def campaign_step_changed(sender, instance, raw=False, origin=None, **kwargs):
+    """A step changes the first threshold of its campaign's offer (not when the
+    campaign itself is being deleted)."""
+    if raw or isinstance(origin, Campaign):
         return
     from .campaigns import sync_campaign
 

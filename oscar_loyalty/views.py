@@ -684,6 +684,7 @@ class RedeemForm(forms.Form):
     (the redemption's idempotency key: a second submission is the same one)."""
 
     reward = forms.IntegerField(min_value=1)
+    price = forms.IntegerField(min_value=1, required=False)
     token = forms.CharField(
         min_length=16,
         max_length=64,
@@ -748,7 +749,10 @@ class RewardRedeemView(TemplateView):
         token = f"{member.pk}:{reward.pk}:{form.cleaned_data['token']}"
         try:
             redemption = reward_service.redeem_reward(
-                member=member, reward=reward, token=token
+                member=member,
+                reward=reward,
+                token=token,
+                expected_price=form.cleaned_data.get("price"),
             )
         except LoyaltyError as exc:
             messages.error(request, str(exc))

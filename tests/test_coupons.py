@@ -251,12 +251,50 @@ def test_guessing_codes_is_throttled_per_user(client, design, product):
     for guess in ("AAAAAAAAAAAA", "BBBBBBBBBBBB", "CCCCCCCCCCCC"):
         assert enter_code(client, guess) == [unknown(guess)]
 
-    said = enter_code(client, coupon.voucher.code)
+    said = enter_code(client, "DDDDDDDDDDDD")
 
     assert said == [
         "Too many voucher codes were tried. Please try again in 15 minutes."
     ]
-    assert not Basket.objects.get(owner=member.user).vouchers.exists()
+    # The shopper's own coupon (or a shop voucher) still goes through.
+    code = coupon.voucher.code
+    assert enter_code(client, code) == [
+        oscar("Voucher '%(code)s' added to basket", code=code)
+    ]
+
+
+def test_another_members_coupon_is_throttled_like_an_unknown_code(
+    client, design, product, settings
+):
+    settings.OSCAR_LOYALTY_VOUCHER_ATTEMPTS_PER_USER = 1
+    other = coupons.issue_coupon(member=new_member(), design=design, key="o:1")
+    client.force_login(new_member().user)
+    add_to_basket(client, product)
+    enter_code(client, "AAAAAAAAAAAA")
+    assert enter_code(client, other.voucher.code)[0].startswith("Too many")
+
+
+def test_a_guest_without_a_basket_hears_the_same_for_both(client, design):
+    """Oscar says nothing when the visitor's basket is not saved yet."""
+    coupon = coupons.issue_coupon(member=new_member(), design=design, key="b:1")
+    for code in ("ABCDEFGHJKMN", coupon.voucher.code):
+        response = client.post(reverse("basket:vouchers-add"), {"code": code})
+        assert response.status_code == 302
+        assert [str(m) for m in get_messages(response.wsgi_request)] == []
+
+
+def test_a_nul_byte_in_a_code_is_oscars_form_error_not_a_crash(client, product):
+    add_to_basket(client, product)
+    response = client.post(reverse("basket:vouchers-add"), {"code": "AB\x00CD"})
+    assert response.status_code == 302
+
+
+def test_the_client_address_is_the_last_forwarded_one(rf, settings):
+    from oscar_loyalty.coupons import client_address
+
+    settings.OSCAR_LOYALTY_CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    request = rf.get("/", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.9")
+    assert client_address(request) == "203.0.113.9"
 
 
 @override_settings(

@@ -248,3 +248,25 @@ def test_a_product_reward_makes_one_item_free_in_oscars_basket(client, db):
 
     assert [d["discount"] for d in basket.voucher_discounts] == [Decimal("35.00")]
     assert basket.total_incl_tax == Decimal("35.00")
+
+
+def test_a_multi_use_coupon_used_on_orders_gives_no_points_back(reward):
+    CouponDesign.objects.filter(pk=reward.design_id).update(multi_use=True)
+    Reward.objects.filter(pk=reward.pk).update(refund_unused=True)
+    reward.refresh_from_db()
+    redemption = rewards.redeem_reward(member=member_with(2000), reward=reward)
+    Voucher.objects.filter(pk=redemption.coupon.voucher_id).update(num_orders=3)
+    expire(redemption.coupon)
+    assert rewards.refund_expired() == 0
+
+
+def test_a_price_changed_since_the_member_confirmed_is_refused(reward):
+    from oscar_loyalty.exceptions import RewardPriceChanged
+
+    member = member_with(5000)
+    Reward.objects.filter(pk=reward.pk).update(points_price=2500)
+    reward.refresh_from_db()
+    with pytest.raises(RewardPriceChanged):
+        rewards.redeem_reward(member=member, reward=reward, expected_price=2000)
+    nothing_written(member, 5000)
+    assert rewards.redeem_reward(member=member, reward=reward, expected_price=2500)

@@ -38,8 +38,11 @@ def new_code(length=None):
 
 def valid_until(design, now):
     """The end of the coupon's last day in the shop's time zone."""
-    last_day = timezone.localtime(now).date() + timedelta(days=design.valid_days)
-    return timezone.make_aware(datetime.combine(last_day, time.max))
+    shop_zone = timezone.get_default_timezone()
+    last_day = timezone.localtime(now, shop_zone).date() + timedelta(
+        days=design.valid_days
+    )
+    return timezone.make_aware(datetime.combine(last_day, time.max), shop_zone)
 
 
 def _voucher(design, code, now):

@@ -14,15 +14,19 @@ import uuid
 
 from django.db import transaction
 from django.utils import timezone
+from oscar.core.loading import get_model
 
 from ..exceptions import (
     RewardLimitReached,
     RewardNotForTier,
     RewardOutOfStock,
+    RewardPriceChanged,
     RewardUnavailable,
 )
 from ..models import Lot, MemberCoupon, Posting, Reward, RewardRedemption
 from . import coupons, ledger
+
+OrderDiscount = get_model("order", "OrderDiscount")
 
 #: Redemptions per transaction of the refund job.
 REFUND_BATCH = 500
@@ -50,9 +54,12 @@ def redemption_key(member, token):
 
 
 @transaction.atomic
-def redeem_reward(*, member, reward, token=None, now=None):
+def redeem_reward(*, member, reward, token=None, expected_price=None, now=None):
     """Spend the reward's price and issue its coupon; returns the
-    :class:`RewardRedemption` (the existing one when ``token`` was used before)."""
+    :class:`RewardRedemption` (the existing one when ``token`` was used before).
+
+    ``expected_price``: the price the member confirmed; a price changed since is
+    refused (:class:`RewardPriceChanged`), never charged unseen."""
     now = now or timezone.now()
     key = redemption_key(member, token or uuid.uuid4())
     member = ledger.lock_member(member.pk)
@@ -66,6 +73,8 @@ def redeem_reward(*, member, reward, token=None, now=None):
     )
     if not is_available(reward, now):
         raise RewardUnavailable()
+    if expected_price is not None and expected_price != reward.points_price:
+        raise RewardPriceChanged(price=reward.points_price)
     tiers = list(reward.tiers.all())
     if not tier_allowed(reward, member, {tier.pk for tier in tiers}):
         raise RewardNotForTier(tiers=", ".join(tier.name for tier in tiers))
@@ -104,12 +113,20 @@ def redeem_reward(*, member, reward, token=None, now=None):
 
 
 def refundable(now):
-    """Redemptions of rewards that give points back whose coupon expired unused."""
-    expired = MemberCoupon.objects.expired(now).values("pk")
+    """Redemptions of rewards that give points back whose coupon expired unused:
+    on no order at all (also a multi-use coupon, and one whose discount an order
+    kept although the voucher expired while it was placed)."""
+    expired = MemberCoupon.objects.filter(
+        voucher__end_datetime__lte=now, voucher__num_orders=0
+    ).exclude(
+        voucher_id__in=OrderDiscount.objects.filter(voucher_id__isnull=False).values(
+            "voucher_id"
+        )
+    )
     return RewardRedemption.objects.filter(
         refunded_at__isnull=True,
         reward__refund_unused=True,
-        coupon__in=expired,
+        coupon__in=expired.values("pk"),
     )
 
 
