@@ -690,3 +690,24 @@ def test_drawing_a_code_twice_at_once_gives_one_code(db):
     assert all(outcome.ok for outcome in outcomes), [o.error for o in outcomes]
     assert len({outcome.value for outcome in outcomes}) == 1
     assert Member.objects.get(pk=member.pk).referral_code == outcomes[0].value
+
+
+def test_a_repeat_account_signing_in_later_on_a_referred_friends_browser_is_refused(
+    client, rules, product
+):
+    referrer = new_member()
+    follow_link(client, referrer)
+    first = register(client, "first@example.com")
+    complete(place_order(client, product))
+    client.get(reverse("customer:logout"))
+
+    private_window = Client()
+    follow_link(private_window, referrer)
+    second = register(private_window, "second@example.com")
+    complete(place_order(private_window, product))
+    sign_in(client, second)  # back on the first friend's browser
+
+    assert reward_confirmed_referrals() == {"rewarded": 1, "refused": 1}
+    assert Referral.objects.get(referred=first).status == Status.REWARDED
+    repeat = Referral.objects.get(referred=second)
+    assert repeat.reason == str(referrals.REPEAT_ACCOUNT)

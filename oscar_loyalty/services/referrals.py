@@ -330,8 +330,12 @@ def refusals(batch):
     what is known now; a fixed number of queries for the batch."""
     members = [m for r in batch for m in (r.referrer, r.referred)]
     known = identities(members)
-    devices = {r.device for r in batch if r.device}
-    earlier = _earlier_referrals_by_device(devices)
+    # Every browser the new member used: the sign-up one and those signed in on.
+    used = {
+        r.pk: ({r.device} if r.device else set()) | known[r.referred_id].devices
+        for r in batch
+    }
+    earlier = _earlier_referrals_by_device(set().union(*used.values()))
     reasons = {}
     for referral in batch:
         referrer = known[referral.referrer_id]
@@ -341,7 +345,11 @@ def refusals(batch):
             reason = REFERRER_DEVICE
         elif referred.devices & referrer.devices:
             reason = SHARED_DEVICE
-        elif device and any(pk < referral.pk for pk in earlier.get(device, ())):
+        elif any(
+            pk < referral.pk
+            for used_device in used[referral.pk]
+            for pk in earlier.get(used_device, ())
+        ):
             reason = REPEAT_ACCOUNT
         elif same_email(referral.referrer.user.email, referral.referred.user.email):
             reason = SAME_EMAIL
