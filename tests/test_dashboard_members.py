@@ -349,8 +349,9 @@ def test_a_members_page_runs_the_same_queries_however_long_the_history(
     _response, long = loyalty_queries(client, detail_url(member))
 
     # Member, history count, history page, its entries' sums, next lots to expire,
-    # the qualifying value for tiers and the tier history.
-    assert len(short) == len(long) == 7
+    # the qualifying value for tiers, the tier history, the member's coupons and
+    # their referrals.
+    assert len(short) == len(long) == 9
 
 
 def test_an_unknown_member_is_not_found(client, viewer):

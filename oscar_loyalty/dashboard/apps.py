@@ -25,6 +25,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-member-detail": MEMBER_VIEWERS,
         "loyalty-member-adjust": MEMBER_VIEWERS + ["oscar_loyalty.adjust_points"],
         "loyalty-member-set-tier": MEMBER_VIEWERS + ["oscar_loyalty.set_tier"],
+        "loyalty-member-issue-coupon": MEMBER_VIEWERS + ["oscar_loyalty.issue_coupon"],
         "loyalty-liability": MEMBER_VIEWERS,
         # A tuple of lists is "any of": those who may change rules may see them.
         "loyalty-earnrule-list": (
@@ -39,6 +40,44 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         ),
         "loyalty-tier-create": ["is_staff", "oscar_loyalty.add_tier"],
         "loyalty-tier-update": ["is_staff", "oscar_loyalty.change_tier"],
+        "loyalty-coupondesign-list": (
+            ["is_staff", "oscar_loyalty.view_coupondesign"],
+            ["is_staff", "oscar_loyalty.change_coupondesign"],
+        ),
+        "loyalty-coupondesign-create": ["is_staff", "oscar_loyalty.add_coupondesign"],
+        "loyalty-coupondesign-update": [
+            "is_staff",
+            "oscar_loyalty.change_coupondesign",
+        ],
+        "loyalty-coupondesign-issue": ["is_staff", "oscar_loyalty.issue_coupon"],
+        "loyalty-coupon-list": ["is_staff", "oscar_loyalty.view_membercoupon"],
+        "loyalty-reward-list": (
+            ["is_staff", "oscar_loyalty.view_reward"],
+            ["is_staff", "oscar_loyalty.change_reward"],
+        ),
+        "loyalty-reward-create": ["is_staff", "oscar_loyalty.add_reward"],
+        "loyalty-reward-update": ["is_staff", "oscar_loyalty.change_reward"],
+        "loyalty-reward-redemptions": (
+            ["is_staff", "oscar_loyalty.view_reward"],
+            ["is_staff", "oscar_loyalty.change_reward"],
+        ),
+        "loyalty-campaign-list": (
+            ["is_staff", "oscar_loyalty.view_campaign"],
+            ["is_staff", "oscar_loyalty.change_campaign"],
+        ),
+        "loyalty-campaign-create": ["is_staff", "oscar_loyalty.add_campaign"],
+        "loyalty-campaign-update": ["is_staff", "oscar_loyalty.change_campaign"],
+        "loyalty-campaign-report": (
+            ["is_staff", "oscar_loyalty.view_campaign"],
+            ["is_staff", "oscar_loyalty.change_campaign"],
+        ),
+        "loyalty-actionrule-list": (
+            ["is_staff", "oscar_loyalty.view_actionrule"],
+            ["is_staff", "oscar_loyalty.change_actionrule"],
+        ),
+        "loyalty-actionrule-create": ["is_staff", "oscar_loyalty.add_actionrule"],
+        "loyalty-actionrule-update": ["is_staff", "oscar_loyalty.change_actionrule"],
+        "loyalty-referral-list": ["is_staff", "oscar_loyalty.view_referral"],
     }
 
     def ready(self):
@@ -49,6 +88,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.member_detail_view = views.MemberDetailView
         self.member_adjust_view = views.MemberAdjustView
         self.member_set_tier_view = views.MemberSetTierView
+        self.member_issue_coupon_view = views.MemberIssueCouponView
         self.liability_view = views.LiabilityView
         self.earnrule_list_view = views.EarnRuleListView
         self.earnrule_create_view = views.EarnRuleCreateView
@@ -56,6 +96,23 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.tier_list_view = views.TierListView
         self.tier_create_view = views.TierCreateView
         self.tier_update_view = views.TierUpdateView
+        self.coupondesign_list_view = views.CouponDesignListView
+        self.coupondesign_create_view = views.CouponDesignCreateView
+        self.coupondesign_update_view = views.CouponDesignUpdateView
+        self.coupondesign_issue_view = views.CouponDesignIssueTierView
+        self.coupon_list_view = views.CouponListView
+        self.reward_list_view = views.RewardListView
+        self.reward_create_view = views.RewardCreateView
+        self.reward_update_view = views.RewardUpdateView
+        self.reward_redemptions_view = views.RewardRedemptionListView
+        self.campaign_list_view = views.CampaignListView
+        self.campaign_create_view = views.CampaignCreateView
+        self.campaign_update_view = views.CampaignUpdateView
+        self.campaign_report_view = views.CampaignReportView
+        self.actionrule_list_view = views.ActionRuleListView
+        self.actionrule_create_view = views.ActionRuleCreateView
+        self.actionrule_update_view = views.ActionRuleUpdateView
+        self.referral_list_view = views.ReferralListView
 
     def get_urls(self):
         urls = [
@@ -77,6 +134,11 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 "members/<int:pk>/tier/",
                 self.member_set_tier_view.as_view(),
                 name="loyalty-member-set-tier",
+            ),
+            path(
+                "members/<int:pk>/coupons/",
+                self.member_issue_coupon_view.as_view(),
+                name="loyalty-member-issue-coupon",
             ),
             path("liability/", self.liability_view.as_view(), name="loyalty-liability"),
             path(
@@ -104,6 +166,87 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 "tiers/<int:pk>/",
                 self.tier_update_view.as_view(),
                 name="loyalty-tier-update",
+            ),
+            path(
+                "coupon-designs/",
+                self.coupondesign_list_view.as_view(),
+                name="loyalty-coupondesign-list",
+            ),
+            path(
+                "coupon-designs/new/",
+                self.coupondesign_create_view.as_view(),
+                name="loyalty-coupondesign-create",
+            ),
+            path(
+                "coupon-designs/<int:pk>/",
+                self.coupondesign_update_view.as_view(),
+                name="loyalty-coupondesign-update",
+            ),
+            path(
+                "coupon-designs/<int:pk>/issue-to-tier/",
+                self.coupondesign_issue_view.as_view(),
+                name="loyalty-coupondesign-issue",
+            ),
+            path(
+                "coupons/", self.coupon_list_view.as_view(), name="loyalty-coupon-list"
+            ),
+            path(
+                "rewards/", self.reward_list_view.as_view(), name="loyalty-reward-list"
+            ),
+            path(
+                "rewards/new/",
+                self.reward_create_view.as_view(),
+                name="loyalty-reward-create",
+            ),
+            path(
+                "rewards/<int:pk>/",
+                self.reward_update_view.as_view(),
+                name="loyalty-reward-update",
+            ),
+            path(
+                "rewards/<int:pk>/redemptions/",
+                self.reward_redemptions_view.as_view(),
+                name="loyalty-reward-redemptions",
+            ),
+            path(
+                "campaigns/",
+                self.campaign_list_view.as_view(),
+                name="loyalty-campaign-list",
+            ),
+            path(
+                "campaigns/new/",
+                self.campaign_create_view.as_view(),
+                name="loyalty-campaign-create",
+            ),
+            path(
+                "campaigns/<int:pk>/",
+                self.campaign_update_view.as_view(),
+                name="loyalty-campaign-update",
+            ),
+            path(
+                "campaigns/<int:pk>/report/",
+                self.campaign_report_view.as_view(),
+                name="loyalty-campaign-report",
+            ),
+            path(
+                "action-rewards/",
+                self.actionrule_list_view.as_view(),
+                name="loyalty-actionrule-list",
+            ),
+            path(
+                "action-rewards/<slug:action>/new/",
+                self.actionrule_create_view.as_view(),
+                name="loyalty-actionrule-create",
+            ),
+            path(
+                "action-rewards/<int:pk>/",
+                self.actionrule_update_view.as_view(),
+                name="loyalty-actionrule-update",
+            ),
+            path(
+                "referrals/",
+                self.referral_list_view.as_view(),
+                name="loyalty-referral-list",
             ),
         ]
         return self.post_process_urls(urls)

@@ -12,15 +12,26 @@ from django import forms
 from django.conf import settings
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
-from oscar.core.loading import get_model
+from oscar.core.loading import get_class, get_model
 from oscar.forms import widgets
 from oscar.templatetags.currency_filters import currency
 
 from ..conf import loyalty_settings
-from ..exceptions import TierReasonRequired
-from ..models import EarnRule, Tier
+from ..exceptions import CouponReasonRequired, TierReasonRequired
+from ..models import (
+    ActionRule,
+    Campaign,
+    CampaignStep,
+    CouponDesign,
+    EarnRule,
+    Referral,
+    Reward,
+    Tier,
+)
 
 Range = get_model("offer", "Range")
+Product = get_model("catalogue", "Product")
+ProductSelect = get_class("dashboard.catalogue.widgets", "ProductSelect")
 
 #: The largest number of points one adjustment may add or take away. It only keeps
 #: a slip of the keyboard from overflowing the ledger's integers.
@@ -364,3 +375,793 @@ class SetTierForm(forms.Form):
             "Optional: no review moves the member down before the end of this day."
         ),
     )
+
+
+# Coupons ---------------------------------------------------------------------------
+
+
+class CouponDesignForm(forms.ModelForm):
+    """A coupon design: what its coupons give, for how long, to whom.
+
+    The benefit and the minimum spend live on the design's Oscar offer, so coupons
+    already issued follow a change to them; how long a coupon lasts and whether it
+    is used up by one order are set on each coupon when it is issued, so a change
+    to them reaches new coupons only. Free shipping and a free product have no
+    value: it is stored as 0 whatever was typed; only a free product keeps its
+    product.
+    """
+
+    class Meta:
+        model = CouponDesign
+        fields = [
+            "name",
+            "purpose",
+            "benefit_type",
+            "value",
+            "product",
+            "minimum_spend",
+            "valid_days",
+            "multi_use",
+            "tier",
+            "is_active",
+        ]
+        widgets = {"product": ProductSelect}
+        error_messages = {
+            "name": {"required": _("Give the design a name, e.g. Birthday treat.")},
+            "valid_days": {
+                "min_value": _("A coupon must be valid for at least one day."),
+            },
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tier"].queryset = Tier.objects.order_by("rank")
+        self.fields["tier"].empty_label = _("Any member")
+        # A parent product cannot be bought, only its variants.
+        self.fields["product"].queryset = Product.objects.exclude(
+            structure=Product.PARENT
+        )
+        self.fields["product"].help_text = _(
+            "For a free product only: one item of it costs nothing."
+        )
+        self.fields["value"].required = False
+        self.fields["value"].help_text = _(
+            "Percent off (more than 0, at most 100) or amount off in %(currency)s "
+            "(more than 0); not used for free shipping or a free product."
+        ) % {"currency": settings.OSCAR_DEFAULT_CURRENCY}
+        self.fields["minimum_spend"].help_text = _(
+            "The basket must reach this amount in %(currency)s; 0 for none."
+        ) % {"currency": settings.OSCAR_DEFAULT_CURRENCY}
+        if self.instance.pk:
+            self.fields["value"].help_text += " " + _(
+                "Coupons already issued follow changes to the benefit and the "
+                "minimum spend."
+            )
+            self.fields["valid_days"].help_text = _(
+                "From the day it is issued. Coupons already issued keep their end."
+            )
+            self.fields["multi_use"].help_text = _(
+                "Otherwise a coupon is used up by its first order. Coupons already "
+                "issued keep how they were issued."
+            )
+
+    def clean_valid_days(self):
+        days = self.cleaned_data["valid_days"]
+        if days is not None and days < 1:
+            raise forms.ValidationError(
+                _("A coupon must be valid for at least one day."), code="too_short"
+            )
+        return days
+
+    def clean_minimum_spend(self):
+        minimum = self.cleaned_data["minimum_spend"]
+        if minimum is not None and minimum < 0:
+            raise forms.ValidationError(
+                _("The minimum spend cannot be negative: enter 0 for none."),
+                code="negative",
+            )
+        return minimum
+
+    def clean(self):
+        cleaned_data = super().clean()
+        self.clean_benefit(cleaned_data)
+        purpose = cleaned_data.get("purpose")
+        if purpose == CouponDesign.Purpose.TIER and not cleaned_data.get("tier"):
+            self.add_error(
+                "tier",
+                forms.ValidationError(
+                    _(
+                        "Choose the tier whose members get this coupon: "
+                        "tier-exclusive coupons need one."
+                    ),
+                    code="tier_required",
+                ),
+            )
+        return cleaned_data
+
+    def clean_benefit(self, cleaned_data):
+        benefit = cleaned_data.get("benefit_type")
+        value = cleaned_data.get("value")
+        if benefit != CouponDesign.BenefitType.PRODUCT:
+            cleaned_data["product"] = None
+            self.errors.pop("product", None)  # whatever was chosen is not used
+        elif cleaned_data.get("product") is None and "product" not in self.errors:
+            self.add_error(
+                "product",
+                forms.ValidationError(
+                    _("Choose the product the coupon makes free."),
+                    code="product_required",
+                ),
+            )
+        if benefit in (
+            CouponDesign.BenefitType.SHIPPING,
+            CouponDesign.BenefitType.PRODUCT,
+        ):
+            cleaned_data["value"] = Decimal(0)
+            self.errors.pop("value", None)  # whatever was typed is not used
+            return
+        if "value" in self.errors:
+            return
+        if benefit == CouponDesign.BenefitType.PERCENTAGE and (
+            value is None or not 0 < value <= 100
+        ):
+            self.add_error(
+                "value",
+                forms.ValidationError(
+                    _("Enter a percentage more than 0 and at most 100."),
+                    code="percent_range",
+                ),
+            )
+        elif benefit == CouponDesign.BenefitType.FIXED and (
+            value is None or value <= 0
+        ):
+            self.add_error(
+                "value",
+                forms.ValidationError(
+                    _("Enter an amount off greater than zero."), code="not_positive"
+                ),
+            )
+
+
+class CouponSearchForm(forms.Form):
+    """Issued coupons by code, member, design and state (all optional)."""
+
+    STATES = (
+        ("usable", _("Usable")),
+        ("used", _("Used")),
+        ("expired", _("Expired")),
+    )
+
+    q = forms.CharField(
+        label=_("Coupon code, member number or e-mail"),
+        required=False,
+        max_length=254,
+    )
+    design = forms.ModelChoiceField(
+        label=_("Design"),
+        queryset=CouponDesign.objects.order_by("name"),
+        required=False,
+        empty_label=_("All designs"),
+    )
+    state = forms.ChoiceField(
+        label=_("State"),
+        choices=(("", _("Any state")), *STATES),
+        required=False,
+    )
+
+    def filter(self, queryset, now):
+        """``queryset`` narrowed to the coupons asked for; none if the form is bad.
+
+        The code and the member number are matched exactly (both are stored in
+        capitals, so the match is case-insensitive and uses their indexes); the
+        e-mail address exactly but for case.
+        """
+        if not self.is_valid():
+            return queryset.none()
+        query = self.cleaned_data["q"].strip()
+        if query:
+            queryset = queryset.filter(
+                Q(voucher__code=query.upper())
+                | Q(member__number=query.upper())
+                | Q(member__user__email__iexact=query)
+            )
+        if self.cleaned_data["design"] is not None:
+            queryset = queryset.filter(design=self.cleaned_data["design"])
+        state = self.cleaned_data["state"]
+        if state == "usable":
+            queryset = queryset.usable(now)
+        elif state == "used":
+            queryset = queryset.used()
+        elif state == "expired":
+            queryset = queryset.expired(now)
+        return queryset
+
+
+class IssueCouponForm(forms.Form):
+    """Staff give a member a coupon of an issuing design, with a reason.
+
+    ``key`` works as the adjustment form's: the form's token for
+    :func:`~oscar_loyalty.services.coupons.issue_by_staff`.
+    """
+
+    design = forms.ModelChoiceField(
+        label=_("Coupon"),
+        queryset=CouponDesign.objects.filter(is_active=True).select_related("tier"),
+        empty_label=None,
+        error_messages={
+            "required": _("Choose a coupon design that is issuing coupons."),
+            "invalid_choice": _(
+                "This coupon design is not issuing coupons (any more): choose another."
+            ),
+        },
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        max_length=255,
+        help_text=_("Kept with the coupon and your name, for staff only."),
+        error_messages={"required": CouponReasonRequired.default_message},
+    )
+    key = forms.UUIDField(
+        widget=forms.HiddenInput,
+        error_messages=AdjustmentForm.base_fields["key"].error_messages,
+    )
+
+    def __init__(self, *args, member=None, **kwargs):
+        # A new key each time the form is shown: the coupon service issues one
+        # coupon per key, so a double click or a replayed request issues one.
+        kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4())
+        super().__init__(*args, **kwargs)
+        self.member = member
+        self.fields["design"].queryset = self.fields["design"].queryset.order_by("name")
+
+    def clean(self):
+        cleaned_data = super().clean()
+        design = cleaned_data.get("design")
+        if design is None or design.tier_id is None or self.member is None:
+            return cleaned_data
+        member_tier = self.member.tier
+        if member_tier is None or member_tier.rank < design.tier.rank:
+            self.add_error(
+                "design",
+                forms.ValidationError(
+                    _(
+                        "“%(design)s” is for members of %(tier)s and above: this "
+                        "member could not use it."
+                    ),
+                    code="below_tier",
+                    params={"design": design.name, "tier": design.tier.name},
+                ),
+            )
+        return cleaned_data
+
+
+# Rewards ---------------------------------------------------------------------------
+
+
+def clean_window(form, cleaned_data):
+    """An end before (or at) the start is refused on the end field, so the model's
+    constraint is not reported a second time."""
+    starts_at, ends_at = cleaned_data.get("starts_at"), cleaned_data.get("ends_at")
+    if starts_at and ends_at and ends_at <= starts_at:
+        form.add_error(
+            "ends_at",
+            forms.ValidationError(
+                _("The end must be after the start."), code="ends_before_start"
+            ),
+        )
+
+
+class RewardDesignChoiceField(forms.ModelChoiceField):
+    """A "bought with points" design, marked when it is switched off (a reward of
+    such a design cannot be redeemed)."""
+
+    def label_from_instance(self, obj):
+        if obj.is_active:
+            return obj.name
+        return _("%(name)s (not issuing)") % {"name": obj.name}
+
+
+class RewardForm(forms.ModelForm):
+    """An item of the rewards catalogue: a coupon design bought with points.
+
+    Only designs whose purpose is "bought with points" are offered, switched off
+    or not: a reward whose design is switched off is kept but cannot be redeemed.
+    """
+
+    design = RewardDesignChoiceField(
+        label=_("Coupon design"),
+        queryset=CouponDesign.objects.none(),
+        help_text=_(
+            "What the member receives: a coupon of this design. Only designs made "
+            "for rewards (purpose “Bought with points”) can be chosen; a design "
+            "that is not issuing makes the reward unavailable."
+        ),
+        error_messages={
+            "required": _("Choose the coupon design the member receives."),
+            "invalid_choice": _(
+                "Choose a coupon design made for rewards (purpose “Bought with "
+                "points”)."
+            ),
+        },
+    )
+    starts_at = forms.DateTimeField(
+        label=_("Available from"),
+        required=False,
+        widget=widgets.DateTimePickerInput(),
+        help_text=_("Leave empty to offer it at once."),
+    )
+    ends_at = forms.DateTimeField(
+        label=_("Available until"),
+        required=False,
+        widget=widgets.DateTimePickerInput(),
+        help_text=_("Leave empty to offer it until you deactivate it."),
+    )
+    #: The stock the form showed: members redeeming while staff edit change it.
+    stock_seen = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    class Meta:
+        model = Reward
+        fields = [
+            "name",
+            "description",
+            "design",
+            "points_price",
+            "stock",
+            "tiers",
+            "per_member_limit",
+            "starts_at",
+            "ends_at",
+            "is_active",
+            "refund_unused",
+            "position",
+        ]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        error_messages = {
+            "name": {"required": _("Give the reward a name, e.g. ¥20 voucher.")},
+            "points_price": {
+                "required": _("Enter the price in points."),
+                "invalid": _("Enter a whole number of points, such as 2000."),
+                "min_value": _("The price must be at least one point."),
+            },
+            "stock": {
+                "invalid": _("Enter a whole number, or leave it empty."),
+                "min_value": _("The stock cannot be negative: enter 0 for none left."),
+            },
+            "per_member_limit": {
+                "invalid": _("Enter a whole number, or leave it empty."),
+                "min_value": _(
+                    "The limit must be at least 1; leave it empty for no limit."
+                ),
+            },
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["design"].queryset = CouponDesign.objects.filter(
+            purpose=CouponDesign.Purpose.REWARD
+        ).order_by("-is_active", "name", "pk")
+        self.fields["tiers"].queryset = Tier.objects.order_by("rank")
+        self.fields["stock"].help_text = _(
+            "How many can still be redeemed; each redemption takes one. Leave "
+            "empty for unlimited."
+        )
+        self.fields["per_member_limit"].help_text = _(
+            "How many times one member may redeem it. Leave empty for no limit."
+        )
+        self.fields["position"].help_text = _(
+            "The catalogue lists lower numbers first."
+        )
+        if self.instance.pk:
+            self.fields["stock_seen"].initial = self.instance.stock
+
+    def clean_points_price(self):
+        price = self.cleaned_data["points_price"]
+        if price is not None and price <= 0:
+            raise forms.ValidationError(
+                _("The price must be at least one point."), code="not_positive"
+            )
+        return price
+
+    def clean_stock(self):
+        stock = self.cleaned_data["stock"]
+        if stock is not None and stock < 0:
+            raise forms.ValidationError(
+                _("The stock cannot be negative: enter 0 for none left."),
+                code="negative",
+            )
+        return stock
+
+    def clean_per_member_limit(self):
+        limit = self.cleaned_data["per_member_limit"]
+        if limit is not None and limit <= 0:
+            raise forms.ValidationError(
+                _("The limit must be at least 1; leave it empty for no limit."),
+                code="not_positive",
+            )
+        return limit
+
+    def clean(self):
+        cleaned_data = super().clean()
+        clean_window(self, cleaned_data)
+        self._check_stock_unchanged(cleaned_data)
+        return cleaned_data
+
+    def _check_stock_unchanged(self, cleaned_data):
+        """Saving must not put back stock members redeemed while staff edited:
+        the form refuses and shows the stock left now."""
+        if not self.instance.pk or "stock" not in cleaned_data:
+            return
+        now = Reward.objects.filter(pk=self.instance.pk).values_list("stock", flat=True)
+        current = now.first()
+        if current == cleaned_data.get("stock_seen"):
+            return
+        self.data = self.data.copy()
+        self.data["stock"] = "" if current is None else str(current)
+        self.data["stock_seen"] = "" if current is None else str(current)
+        self.add_error(
+            "stock",
+            _(
+                "Members redeemed this reward while you were editing: the stock is "
+                "%(stock)s now. Check it and save again."
+            )
+            % {"stock": _("unlimited") if current is None else current},
+        )
+
+
+# Campaigns -------------------------------------------------------------------------
+
+#: The largest campaign multiplier: ×10 is already a big promotion, and it keeps
+#: a slip of the keyboard (20 for 2.0) from costing a fortune in points.
+MAX_CAMPAIGN_MULTIPLIER = Decimal(10)
+MIN_CAMPAIGN_MULTIPLIER = Decimal("1.01")
+#: Spend-X-save-Y steps one campaign may have.
+MAX_CAMPAIGN_STEPS = 10
+
+
+class CampaignForm(forms.ModelForm):
+    """A campaign: its kind, window, audience, products and what it gives.
+
+    Only the fields of the chosen kind are checked; the others keep their stored
+    value (a new campaign's defaults), since the campaign's offer reads only its
+    kind's. The steps of a spend-X-save-Y campaign are a formset beside this form
+    (:class:`CampaignStepFormSet`).
+    """
+
+    starts_at = forms.DateTimeField(
+        label=_("Starts"),
+        widget=widgets.DateTimePickerInput(),
+        error_messages={"required": _("Enter when the campaign starts.")},
+    )
+    ends_at = forms.DateTimeField(
+        label=_("Ends"),
+        widget=widgets.DateTimePickerInput(),
+        error_messages={"required": _("Enter when the campaign ends.")},
+    )
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name",
+            "description",
+            "kind",
+            "starts_at",
+            "ends_at",
+            "tiers",
+            "range",
+            "multiplier",
+            "discount_percent",
+            "coupon_design",
+            "is_active",
+        ]
+        widgets = {"description": forms.Textarea(attrs={"rows": 3})}
+        error_messages = {
+            "name": {"required": _("Give the campaign a name, e.g. Member day.")},
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["tiers"].queryset = Tier.objects.order_by("rank")
+        # Not the one-product ranges of free-product coupon designs: they follow
+        # their design.
+        self.fields["range"].queryset = Range.objects.exclude(
+            pk__in=CouponDesign.objects.filter(product_range__isnull=False).values(
+                "product_range"
+            )
+        ).order_by("name")
+        self.fields["range"].empty_label = _("All products")
+        designs = Q(is_active=True)
+        if self.instance.coupon_design_id:
+            designs |= Q(pk=self.instance.coupon_design_id)
+        self.fields["coupon_design"].queryset = (
+            CouponDesign.objects.filter(designs)
+            .select_related("tier")
+            .order_by("name", "pk")
+        )
+        self.fields["coupon_design"].empty_label = _("No coupon")
+        self.fields["kind"].help_text = _(
+            "Bonus points: a points multiplier. Member-day discount: a percentage "
+            "off. Spend X, save Y: amounts off at the steps below."
+        )
+        self.fields["multiplier"].help_text = _(
+            "Bonus points only: more than 1 and at most 10; 2 is double points."
+        )
+        self.fields["discount_percent"].help_text = _(
+            "Member-day discount only: more than 0 and at most 100."
+        )
+        self.fields["coupon_design"].help_text = _(
+            "Optional: a coupon issued once to each member of the audience when "
+            "the campaign starts."
+        )
+        if self.instance.coupons_issued_at:
+            self.fields["coupon_design"].help_text += " " + _(
+                "This campaign has handed out its coupons already: a change reaches "
+                "nobody."
+            )
+        for name in ("multiplier", "discount_percent"):
+            self.fields[name].required = False
+            self.fields[name].widget.attrs["data-campaign-kind"] = {
+                "multiplier": Campaign.Kind.POINTS,
+                "discount_percent": Campaign.Kind.DISCOUNT,
+            }[name]
+
+    def clean(self):
+        cleaned_data = super().clean()
+        clean_window(self, cleaned_data)
+        kind = cleaned_data.get("kind")
+        self.check_multiplier(kind, cleaned_data)
+        self.check_discount(kind, cleaned_data)
+        self.check_coupon_audience(cleaned_data)
+        return cleaned_data
+
+    def keep_stored(self, name, cleaned_data):
+        """A field another kind uses: whatever was typed is not used."""
+        self.errors.pop(name, None)
+        cleaned_data[name] = getattr(self.instance, name)
+
+    def check_multiplier(self, kind, cleaned_data):
+        if kind != Campaign.Kind.POINTS:
+            self.keep_stored("multiplier", cleaned_data)
+            return
+        if "multiplier" in self.errors:
+            return
+        multiplier = cleaned_data.get("multiplier")
+        if multiplier is None or not (
+            MIN_CAMPAIGN_MULTIPLIER <= multiplier <= MAX_CAMPAIGN_MULTIPLIER
+        ):
+            self.add_error(
+                "multiplier",
+                forms.ValidationError(
+                    _(
+                        "Enter a multiplier more than 1 and at most 10, e.g. 2 for "
+                        "double points."
+                    ),
+                    code="multiplier_range",
+                ),
+            )
+
+    def check_discount(self, kind, cleaned_data):
+        if kind != Campaign.Kind.DISCOUNT:
+            self.keep_stored("discount_percent", cleaned_data)
+            return
+        if "discount_percent" in self.errors:
+            return
+        discount = cleaned_data.get("discount_percent")
+        if discount is None or not 0 < discount <= 100:
+            self.add_error(
+                "discount_percent",
+                forms.ValidationError(
+                    _("Enter a discount more than 0 and at most 100 percent."),
+                    code="percent_range",
+                ),
+            )
+
+    def check_coupon_audience(self, cleaned_data):
+        """A tier-exclusive coupon only for an audience that can use it."""
+        design = cleaned_data.get("coupon_design")
+        if design is None or design.tier_id is None or "tiers" in self.errors:
+            return
+        audience = cleaned_data.get("tiers") or []
+        if not audience or any(tier.rank < design.tier.rank for tier in audience):
+            self.add_error(
+                "coupon_design",
+                forms.ValidationError(
+                    _(
+                        "“%(design)s” is for members of %(tier)s and above: choose "
+                        "only audience tiers of %(tier)s or above, or another coupon."
+                    ),
+                    code="below_tier",
+                    params={"design": design.name, "tier": design.tier.name},
+                ),
+            )
+
+
+class CampaignStepForm(forms.ModelForm):
+    """One spend-X-save-Y step: spend ``threshold`` on the campaign's products,
+    save ``amount``."""
+
+    class Meta:
+        model = CampaignStep
+        fields = ["threshold", "amount"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        currency_code = settings.OSCAR_DEFAULT_CURRENCY
+        self.fields["threshold"].label = _("Spend (%(currency)s)") % {
+            "currency": currency_code
+        }
+        self.fields["amount"].label = _("Save (%(currency)s)") % {
+            "currency": currency_code
+        }
+
+    def _get_validation_exclusions(self):
+        """Distinct spends are checked across the formset (steps being deleted
+        or changed in the same save included), not against the stored steps."""
+        return {*super()._get_validation_exclusions(), "campaign"}
+
+    def clean(self):
+        cleaned_data = super().clean()
+        threshold, amount = cleaned_data.get("threshold"), cleaned_data.get("amount")
+        if amount is not None and amount <= 0:
+            self.add_error(
+                "amount",
+                forms.ValidationError(
+                    _("The saving must be more than zero."), code="not_positive"
+                ),
+            )
+        elif threshold is not None and amount is not None and amount >= threshold:
+            self.add_error(
+                "amount",
+                forms.ValidationError(
+                    _("The saving must be less than the spend."),
+                    code="not_below_spend",
+                ),
+            )
+        return cleaned_data
+
+
+class BaseCampaignStepFormSet(forms.BaseInlineFormSet):
+    """The steps of a campaign: distinct spends, at least one for spend-X-save-Y.
+
+    ``required`` says whether the campaign needs steps (its kind, from the
+    campaign form); the view only saves them for a spend-X-save-Y campaign.
+    """
+
+    def __init__(self, *args, required=False, **kwargs):
+        self.required = required
+        super().__init__(*args, **kwargs)
+
+    def kept_forms(self):
+        """The forms that hold a step after saving (filled in, not deleted)."""
+        return [
+            form
+            for form in self.forms
+            if (form.instance.pk or form.has_changed())
+            and not self._should_delete_form(form)
+        ]
+
+    def clean(self):
+        # Not the model formset's own unique check: it compares with the stored
+        # steps, so deleting a step and adding one of the same spend would fail.
+        if any(self.errors):
+            return
+        seen = set()
+        for form in self.kept_forms():
+            threshold = form.cleaned_data.get("threshold")
+            if threshold is None:
+                continue
+            if threshold in seen:
+                raise forms.ValidationError(
+                    _(
+                        "Two steps have the same spend, %(spend)s: give each step "
+                        "its own."
+                    ),
+                    code="duplicate_threshold",
+                    params={"spend": currency(threshold)},
+                )
+            seen.add(threshold)
+        if self.required and not seen:
+            raise forms.ValidationError(
+                _("A spend-X-save-Y campaign needs at least one step."),
+                code="no_steps",
+            )
+
+
+CampaignStepFormSet = forms.inlineformset_factory(
+    Campaign,
+    CampaignStep,
+    form=CampaignStepForm,
+    formset=BaseCampaignStepFormSet,
+    extra=3,
+    max_num=MAX_CAMPAIGN_STEPS,
+    validate_max=True,
+    can_delete=True,
+)
+
+
+# Action rewards --------------------------------------------------------------------
+
+
+class ActionRuleForm(forms.ModelForm):
+    """How many points an action earns and how often (a cap per period)."""
+
+    class Meta:
+        model = ActionRule
+        fields = ["points", "cap", "cap_period", "is_active"]
+        error_messages = {
+            "points": {
+                "required": _("Enter the points the action earns."),
+                "invalid": _("Enter a whole number of points, such as 10."),
+                "min_value": _("The points must be at least 1."),
+            },
+            "cap": {
+                "invalid": _("Enter a whole number, or leave it empty."),
+                "min_value": _(
+                    "The cap must be at least 1; leave it empty for no cap."
+                ),
+            },
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cap"].help_text = _(
+            "How many times a member earns it per period. Leave empty for no cap."
+        )
+        self.fields["cap_period"].help_text = _(
+            "The period the cap counts over, in the shop's time zone."
+        )
+
+    def clean_points(self):
+        points = self.cleaned_data["points"]
+        if points is not None and points <= 0:
+            raise forms.ValidationError(
+                _("The points must be at least 1."), code="not_positive"
+            )
+        return points
+
+    def clean_cap(self):
+        cap = self.cleaned_data["cap"]
+        if cap is not None and cap <= 0:
+            raise forms.ValidationError(
+                _("The cap must be at least 1; leave it empty for no cap."),
+                code="not_positive",
+            )
+        return cap
+
+
+# Referrals -------------------------------------------------------------------------
+
+
+class ReferralSearchForm(forms.Form):
+    """Referrals by status and by member (either side), both optional."""
+
+    q = forms.CharField(
+        label=_("Member number or e-mail"),
+        required=False,
+        max_length=254,
+    )
+    status = forms.ChoiceField(
+        label=_("Status"),
+        choices=(("", _("Any status")), *Referral.Status.choices),
+        required=False,
+    )
+
+    def filter(self, queryset):
+        """``queryset`` narrowed to the referrals asked for; none if the form is bad.
+
+        A member number is matched exactly (stored in capitals, so the match uses
+        its index), an e-mail address exactly but for case, on the referrer or
+        the new member.
+        """
+        if not self.is_valid():
+            return queryset.none()
+        query = self.cleaned_data["q"].strip()
+        if query:
+            queryset = queryset.filter(
+                Q(referrer__number=query.upper())
+                | Q(referred__number=query.upper())
+                | Q(referrer__user__email__iexact=query)
+                | Q(referred__user__email__iexact=query)
+            )
+        if self.cleaned_data["status"]:
+            queryset = queryset.filter(status=self.cleaned_data["status"])
+        return queryset

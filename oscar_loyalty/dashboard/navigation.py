@@ -34,6 +34,30 @@ LOYALTY_DASHBOARD_NAVIGATION = {
             "url_name": "loyalty_dashboard:loyalty-tier-list",
         },
         {
+            "label": _("Coupons"),
+            "url_name": "loyalty_dashboard:loyalty-coupondesign-list",
+        },
+        {
+            "label": _("Issued coupons"),
+            "url_name": "loyalty_dashboard:loyalty-coupon-list",
+        },
+        {
+            "label": _("Rewards catalogue"),
+            "url_name": "loyalty_dashboard:loyalty-reward-list",
+        },
+        {
+            "label": _("Campaigns"),
+            "url_name": "loyalty_dashboard:loyalty-campaign-list",
+        },
+        {
+            "label": _("Action rewards"),
+            "url_name": "loyalty_dashboard:loyalty-actionrule-list",
+        },
+        {
+            "label": _("Referrals"),
+            "url_name": "loyalty_dashboard:loyalty-referral-list",
+        },
+        {
             "label": _("Programme overview"),
             "url_name": "loyalty_dashboard:loyalty-overview",
         },

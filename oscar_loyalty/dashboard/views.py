@@ -4,13 +4,17 @@ Who may open which screen is declared once, in ``LoyaltyDashboardConfig``'s
 ``permissions_map``: Oscar wraps each URL with its permission check and hides menu
 entries a user cannot open. The views only read, except the adjustment, which writes
 through :func:`oscar_loyalty.services.ledger.adjust` like every other ledger change,
-setting a member's tier (through :func:`oscar_loyalty.services.tiers.set_tier`), and
-saving earn rules and tiers (recorded in Django's admin log).
+setting a member's tier (through :func:`oscar_loyalty.services.tiers.set_tier`),
+issuing coupons (through :mod:`oscar_loyalty.services.coupons`), and saving earn
+rules, tiers, coupon designs, rewards, campaigns (whose receivers keep their Oscar
+offers in step) and action rewards; staff changes are recorded in Django's admin
+log.
 """
 
 import logging
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
@@ -18,9 +22,24 @@ from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
 from django.core import checks
 from django.core.paginator import Paginator
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    Subquery,
+    Sum,
+    Value,
+    When,
+)
 from django.db.models.functions import Coalesce
-from django.shortcuts import redirect
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import floatformat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -31,28 +50,61 @@ from django.views.generic import (
     ListView,
     TemplateView,
     UpdateView,
+    View,
 )
+from oscar.core.loading import get_model
+from oscar.templatetags.currency_filters import currency
 
+from .. import tasks
+from ..campaigns import report as campaign_report
 from ..checks import TAG
 from ..conf import loyalty_settings
 from ..exceptions import (
+    CouponReasonRequired,
     InsufficientPoints,
     LoyaltyError,
     TierProtectionInPast,
     TierReasonRequired,
 )
-from ..models import EarnRule, Entry, Lot, Member, Posting, Tier, TierChange
+from ..models import (
+    ActionRule,
+    Campaign,
+    CampaignStep,
+    CouponDesign,
+    EarnRule,
+    Entry,
+    Lot,
+    Member,
+    MemberCoupon,
+    OrderActivity,
+    Posting,
+    Referral,
+    Reward,
+    RewardRedemption,
+    Tier,
+    TierChange,
+)
 from ..redemption import points_offer
-from ..services import ledger, tiers
+from ..services import coupons, ledger, tiers
 from .forms import (
     BASIS_LABELS,
+    ActionRuleForm,
     AdjustmentForm,
+    CampaignForm,
+    CampaignStepFormSet,
+    CouponDesignForm,
+    CouponSearchForm,
     EarnRuleForm,
+    IssueCouponForm,
     MemberSearchForm,
+    ReferralSearchForm,
+    RewardForm,
     SetTierForm,
     TierForm,
     threshold_label,
 )
+
+VoucherApplication = get_model("voucher", "VoucherApplication")
 
 logger = logging.getLogger("oscar_loyalty")
 
@@ -161,6 +213,8 @@ class MemberDetailView(DetailView):
     history_per_page = 25
     expiring_lots_shown = 10
     tier_changes_shown = 20
+    coupons_shown = 20
+    referrals_shown = 10
 
     def get_queryset(self):
         return Member.objects.select_related("user", "tier")
@@ -170,6 +224,53 @@ class MemberDetailView(DetailView):
 
     def can_set_tier(self):
         return self.request.user.has_perm("oscar_loyalty.set_tier")
+
+    def can_issue_coupon(self):
+        return self.request.user.has_perm("oscar_loyalty.issue_coupon")
+
+    def get_coupon_context(self):
+        """The member's newest coupons with their state, in one query (design and
+        voucher by join); one more is read only to know whether there are more."""
+        now = timezone.now()
+        member_coupons = list(
+            MemberCoupon.objects.filter(member=self.object)
+            .select_related("design", "voucher")
+            .order_by("-issued_at", "-id")[: self.coupons_shown + 1]
+        )
+        for coupon in member_coupons:
+            coupon.current_state = coupon.state(now)
+            coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+        return {
+            "member_coupons": member_coupons[: self.coupons_shown],
+            "more_coupons": len(member_coupons) > self.coupons_shown,
+            "can_list_coupons": self.request.user.has_perm(
+                "oscar_loyalty.view_membercoupon"
+            ),
+        }
+
+    def get_referral_context(self):
+        """Who referred the member and the newest members they referred, in one
+        query (both members and their customers by join; the member's own
+        referral first); one more is read only to know whether there are more."""
+        member = self.object
+        rows = list(
+            Referral.objects.filter(Q(referrer=member) | Q(referred=member))
+            .select_related("referrer__user", "referred__user")
+            .annotate(
+                theirs=Case(When(referred=member, then=Value(0)), default=Value(1))
+            )
+            .order_by("theirs", "-created_at", "-id")[: self.referrals_shown + 2]
+        )
+        referred_by = rows[0] if rows and rows[0].referred_id == member.pk else None
+        made = [row for row in rows if row.referrer_id == member.pk]
+        return {
+            "referred_by": referred_by,
+            "referrals_made": made[: self.referrals_shown],
+            "more_referrals": len(made) > self.referrals_shown,
+            "can_list_referrals": self.request.user.has_perm(
+                "oscar_loyalty.view_referral"
+            ),
+        }
 
     def get_tier_context(self):
         """The member's tier, what they qualify with and their last tier changes
@@ -227,12 +328,17 @@ class MemberDetailView(DetailView):
             expiring_lots=expiring_lots,
             can_adjust=self.can_adjust(),
             can_set_tier=self.can_set_tier(),
+            can_issue_coupon=self.can_issue_coupon(),
             **self.get_tier_context(),
+            **self.get_coupon_context(),
+            **self.get_referral_context(),
         )
         if context["can_adjust"]:
             context.setdefault("adjustment_form", AdjustmentForm())
         if context["can_set_tier"]:
             context.setdefault("tier_form", self.initial_tier_form())
+        if context["can_issue_coupon"]:
+            context.setdefault("coupon_form", IssueCouponForm(member=self.object))
         return context
 
     def initial_tier_form(self):
@@ -379,6 +485,89 @@ class MemberSetTierView(MemberDetailView):
         messages.success(
             self.request,
             message % {"number": member.number, "tier": tier.name if tier else ""},
+        )
+
+
+class MemberIssueCouponView(View):
+    """POST: staff give a member a coupon of an issuing design, with a reason.
+
+    Writes through :func:`oscar_loyalty.services.coupons.issue_by_staff`, whose
+    coupon keeps the reason and the staff user; the admin log records it on the
+    member. The form's hidden key is the service's token, so submitting the same
+    form twice issues one coupon (and one log entry). Refused input (no reason, a
+    design that is not issuing, an out-of-date form) is said in a message and
+    nothing is written; either way the member's page is shown again.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        member = get_object_or_404(Member.objects.select_related("tier"), pk=pk)
+        form = IssueCouponForm(request.POST, member=member)
+        if not form.is_valid():
+            self.refuse(form.errors.values())
+        else:
+            now = timezone.now()
+            try:
+                with transaction.atomic():  # no coupon without its audit entry
+                    coupon = coupons.issue_by_staff(
+                        member=member,
+                        design=form.cleaned_data["design"],
+                        reason=form.cleaned_data["reason"],
+                        actor=ledger.Actor.from_user(request.user),
+                        key=form.cleaned_data["key"],
+                        now=now,
+                    )
+                    # The key's coupon from an earlier submission was issued
+                    # before this request began.
+                    already_issued = coupon.issued_at != now
+                    if not already_issued:
+                        audit(
+                            request,
+                            member,
+                            CHANGE,
+                            f"Issued coupon #{coupon.pk} of design "
+                            f"“{coupon.design.name}” (#{coupon.design_id}); "
+                            f"reason: {coupon.reason}",
+                        )
+            except CouponReasonRequired as error:
+                self.refuse([[str(error)]])
+            else:
+                if already_issued:
+                    messages.info(
+                        request,
+                        _("This coupon was already issued; nothing was changed."),
+                    )
+                else:
+                    self.report(member, coupon)
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-member-detail", kwargs={"pk": pk})
+        )
+
+    def refuse(self, error_lists):
+        for errors in error_lists:
+            for error in errors:
+                messages.error(
+                    self.request,
+                    _("No coupon was issued: %(error)s") % {"error": error},
+                )
+
+    def report(self, member, coupon):
+        logger.info(
+            "Staff user %s issued coupon %s (design %s) to member %s",
+            self.request.user.pk,
+            coupon.pk,
+            coupon.design_id,
+            member.number,
+        )
+        messages.success(
+            self.request,
+            _("Coupon “%(design)s” issued to member %(number)s, code %(code)s.")
+            % {
+                "design": coupon.design.name,
+                "number": member.number,
+                "code": coupon.voucher.code,
+            },
         )
 
 
@@ -732,3 +921,864 @@ class TierUpdateView(TierFormMixin, UpdateView):
             self.request, _("Tier “%(name)s” saved.") % {"name": tier.name}
         )
         return redirect(self.get_success_url())
+
+
+# Coupons ---------------------------------------------------------------------------
+
+#: A coupon's :meth:`~oscar_loyalty.models.MemberCoupon.state` as staff read it.
+COUPON_STATE_LABELS = {
+    "usable": gettext_lazy("Usable"),
+    "used": gettext_lazy("Used"),
+    "expired": gettext_lazy("Expired"),
+    "scheduled": gettext_lazy("Not started"),
+}
+
+
+def benefit_summary(design):
+    """What a design's coupons give, in a few words: "¥20.00 off, min ¥50.00",
+    "10% off", "Free shipping", "Jasmine tea free"."""
+    kind = design.benefit_type
+    if kind == CouponDesign.BenefitType.SHIPPING:
+        benefit = _("Free shipping")
+    elif kind == CouponDesign.BenefitType.PRODUCT:
+        # Callers listing designs join the product (``select_related``).
+        product = design.product
+        benefit = (
+            _("%(product)s free") % {"product": product.get_title()}
+            if product is not None
+            else _("A product free")
+        )
+    elif kind == CouponDesign.BenefitType.PERCENTAGE:
+        benefit = _("%(percent)s%% off") % {"percent": floatformat(design.value, -2)}
+    else:
+        benefit = _("%(amount)s off") % {"amount": currency(design.value)}
+    if design.minimum_spend > 0:
+        return _("%(benefit)s, min %(minimum)s") % {
+            "benefit": benefit,
+            "minimum": currency(design.minimum_spend),
+        }
+    return benefit
+
+
+class CouponDesignListView(ListView):
+    """Coupon designs, issuing ones first, with how many coupons each issued and
+    how many of those were used on at least one order.
+
+    One query for the page, the counts grouped in it (``Count`` over the coupons
+    and their vouchers), and one for the paginator's count, however many designs
+    and coupons. Designs are switched off, never deleted: coupons refer to them.
+    """
+
+    template_name = "oscar_loyalty/dashboard/coupondesign_list.html"
+    context_object_name = "designs"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return (
+            CouponDesign.objects.select_related("tier", "product__parent")
+            .annotate(
+                issued_count=Count("coupons"),
+                used_count=Count(
+                    "coupons", filter=Q(coupons__voucher__num_orders__gt=0)
+                ),
+            )
+            .order_by("-is_active", "purpose", "name", "pk")
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        for design in context["designs"]:
+            design.benefit_summary = benefit_summary(design)
+        user = self.request.user
+        context.update(
+            can_add=user.has_perm("oscar_loyalty.add_coupondesign"),
+            can_change=user.has_perm("oscar_loyalty.change_coupondesign"),
+            can_list_coupons=user.has_perm("oscar_loyalty.view_membercoupon"),
+        )
+        return context
+
+
+#: Design fields in the order the admin log lists them.
+COUPON_DESIGN_AUDIT_FIELDS = CouponDesignForm.Meta.fields
+
+
+def design_audit_value(value):
+    if isinstance(value, Tier):
+        return value.code
+    return tier_audit_value(value)
+
+
+class CouponDesignFormMixin:
+    """Saving a design, shared by create and edit. Saving is all: the
+    ``post_save`` receiver keeps the design's Oscar voucher offer in step, in the
+    same transaction."""
+
+    model = CouponDesign
+    form_class = CouponDesignForm
+    template_name = "oscar_loyalty/dashboard/coupondesign_form.html"
+
+    def get_success_url(self):
+        return reverse("loyalty_dashboard:loyalty-coupondesign-list")
+
+    def save_design(self, form):
+        """The saved design, read back so the admin log shows stored values."""
+        with transaction.atomic():
+            design = form.save()
+        design.refresh_from_db()
+        return design
+
+
+class CouponDesignCreateView(CouponDesignFormMixin, CreateView):
+    def form_valid(self, form):
+        design = self.object = self.save_design(form)
+        logger.info(
+            "Staff user %s created coupon design %s", self.request.user.pk, design.pk
+        )
+        audit(
+            self.request,
+            design,
+            ADDITION,
+            "Created coupon design: "
+            + "; ".join(
+                f"{name}: {design_audit_value(getattr(design, name))}"
+                for name in COUPON_DESIGN_AUDIT_FIELDS
+            ),
+        )
+        messages.success(
+            self.request,
+            _("Coupon design “%(name)s” created.") % {"name": design.name},
+        )
+        return redirect(self.get_success_url())
+
+
+class CouponDesignUpdateView(CouponDesignFormMixin, UpdateView):
+    """Edit a design; the admin log records each changed field, before → after.
+
+    An issuing tier-exclusive design also offers to issue its coupons to the
+    members already in its tier (:class:`CouponDesignIssueTierView`).
+    """
+
+    context_object_name = "design"
+
+    def get_queryset(self):
+        return CouponDesign.objects.select_related("tier")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        design = self.object
+        context.update(
+            can_issue_to_tier=(
+                design.purpose == CouponDesign.Purpose.TIER
+                and design.is_active
+                and design.tier_id is not None
+                and self.request.user.has_perm("oscar_loyalty.issue_coupon")
+            ),
+            issued_count=design.coupons.count(),
+        )
+        return context
+
+    def form_valid(self, form):
+        before = {
+            name: getattr(self.get_object(), name)
+            for name in COUPON_DESIGN_AUDIT_FIELDS
+        }
+        design = self.object = self.save_design(form)
+        changes = [
+            f"{name}: {design_audit_value(before[name])} → "
+            f"{design_audit_value(getattr(design, name))}"
+            for name in COUPON_DESIGN_AUDIT_FIELDS
+            if name in form.changed_data
+        ]
+        logger.info(
+            "Staff user %s changed coupon design %s (%s)",
+            self.request.user.pk,
+            design.pk,
+            ", ".join(form.changed_data) or "nothing",
+        )
+        audit(
+            self.request,
+            design,
+            CHANGE,
+            "Changed " + ("; ".join(changes) if changes else "nothing"),
+        )
+        messages.success(
+            self.request, _("Coupon design “%(name)s” saved.") % {"name": design.name}
+        )
+        return redirect(self.get_success_url())
+
+
+class CouponDesignIssueTierView(View):
+    """POST: issue the tier-exclusive coupons to the members already in the tiers.
+
+    Members who reach a tier get its coupons as they reach it; this reaches those
+    who were there before the design existed or was switched on. The task issues
+    every issuing tier-exclusive design once per member (its keys), so pressing
+    again, or a member who already has one, issues nothing twice. It is queued
+    once the admin log entry is committed.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        design = get_object_or_404(CouponDesign.objects.select_related("tier"), pk=pk)
+        if not (
+            design.purpose == CouponDesign.Purpose.TIER
+            and design.is_active
+            and design.tier_id is not None
+        ):
+            messages.error(
+                request,
+                _(
+                    "Only an issuing tier-exclusive design can be issued to the "
+                    "members of its tier: nothing was issued."
+                ),
+            )
+        else:
+            with transaction.atomic():
+                audit(
+                    request,
+                    design,
+                    CHANGE,
+                    f"Issued to current members of {design.tier.code} and above",
+                )
+                transaction.on_commit(
+                    partial(tasks.issue_tier_coupons_to_all.delay, design.pk),
+                    robust=True,
+                )
+            logger.info(
+                "Staff user %s issued coupon design %s to tier %s and above",
+                request.user.pk,
+                design.pk,
+                design.tier.code,
+            )
+            messages.success(
+                request,
+                _(
+                    "Issuing “%(name)s” to the current members of %(tier)s and "
+                    "above. Members who already have it get no second one."
+                )
+                % {"name": design.name, "tier": design.tier.name},
+            )
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-coupondesign-update", kwargs={"pk": pk})
+        )
+
+
+class CouponListView(ListView):
+    """Issued coupons, newest first, found by code, member, design and state.
+
+    Three queries for a page whatever its length: the count, the coupons with
+    their member, customer, design and voucher by join, and the orders they were
+    used on (Oscar's voucher applications, prefetched for the page).
+    """
+
+    template_name = "oscar_loyalty/dashboard/coupon_list.html"
+    context_object_name = "coupons"
+    paginate_by = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+
+    def get_queryset(self):
+        self.now = timezone.now()
+        self.form = CouponSearchForm(self.request.GET)
+        applications = (
+            VoucherApplication.objects.select_related("order")
+            .only("voucher", "order__number")
+            .order_by("date_created", "pk")
+        )
+        issued = (
+            MemberCoupon.objects.select_related("member__user", "design", "voucher")
+            .prefetch_related(
+                Prefetch("voucher__applications", applications, to_attr="used_on")
+            )
+            .order_by("-issued_at", "-id")
+        )
+        return self.form.filter(issued, self.now)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        for coupon in context["coupons"]:
+            coupon.current_state = coupon.state(self.now)
+            coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+        user = self.request.user
+        context.update(
+            form=self.form,
+            can_view_members=user.has_perm("oscar_loyalty.view_member"),
+            can_view_orders=user.has_perm("order.view_order"),
+        )
+        return context
+
+
+# Audit of programme changes -----------------------------------------------------------
+
+
+def audit_value(value):
+    """A field's value as the admin log writes it: tiers by code, other rows by
+    name and id, a dash for nothing."""
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, Tier):
+        return value.code
+    if isinstance(value, Model):
+        return f"{value} (#{value.pk})"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def audit_snapshot(obj, fields):
+    """{field: value as logged} of ``obj``; a many-to-many field lists its rows."""
+    snapshot = {}
+    for name in fields:
+        value = getattr(obj, name)
+        if hasattr(value, "all"):  # a related manager
+            rows = sorted(audit_value(row) for row in value.all())
+            snapshot[name] = ", ".join(rows) or "—"
+        else:
+            snapshot[name] = audit_value(value)
+    return snapshot
+
+
+def audit_created(what, after):
+    return f"Created {what}: " + "; ".join(
+        f"{name}: {value}" for name, value in after.items()
+    )
+
+
+def audit_changed(before, after):
+    """ "Changed name: A → B; …" for the fields whose logged value changed."""
+    changes = [
+        f"{name}: {before[name]} → {value}"
+        for name, value in after.items()
+        if before.get(name) != value
+    ]
+    return "Changed " + ("; ".join(changes) if changes else "nothing")
+
+
+def window_status(starts_at, ends_at, now):
+    """ "scheduled", "running" or "ended" for a window (open ends allowed)."""
+    if starts_at and starts_at > now:
+        return "scheduled"
+    if ends_at and ends_at <= now:
+        return "ended"
+    return "running"
+
+
+WINDOW_STATUS_LABELS = {
+    "scheduled": gettext_lazy("Scheduled"),
+    "running": gettext_lazy("Running"),
+    "ended": gettext_lazy("Ended"),
+}
+
+
+class AuditedFormMixin:
+    """Create or edit a programme row with its admin log entry, in one transaction.
+
+    The entry lists every field on creation and each changed field, before →
+    after, on edit (many-to-many fields included). ``audit_fields`` are logged;
+    ``audit_name`` is what the log calls the row; ``created_message`` or
+    ``saved_message`` is shown.
+    """
+
+    audit_fields = ()
+    audit_name = ""
+    created_message = ""
+    saved_message = ""
+
+    def snapshot(self, obj):
+        return audit_snapshot(obj, self.audit_fields)
+
+    def save_object(self, form):
+        return form.save()
+
+    def form_valid(self, form):
+        creating = form.instance.pk is None
+        before = None if creating else self.snapshot(self.get_object())
+        with transaction.atomic():
+            obj = self.object = self.save_object(form)
+            obj.refresh_from_db()
+            after = self.snapshot(obj)
+            if creating:
+                audit(
+                    self.request, obj, ADDITION, audit_created(self.audit_name, after)
+                )
+            else:
+                audit(self.request, obj, CHANGE, audit_changed(before, after))
+        logger.info(
+            "Staff user %s %s %s %s",
+            self.request.user.pk,
+            "created" if creating else "changed",
+            self.audit_name,
+            obj.pk,
+        )
+        message = self.created_message if creating else self.saved_message
+        messages.success(self.request, message % {"name": str(obj)})
+        return redirect(self.get_success_url())
+
+
+# Rewards ---------------------------------------------------------------------------
+
+REWARD_STATE_LABELS = {
+    "available": gettext_lazy("Available"),
+    "inactive": gettext_lazy("Inactive"),
+    "design_off": gettext_lazy("Coupon design not issuing"),
+    "out_of_stock": gettext_lazy("Out of stock"),
+    **WINDOW_STATUS_LABELS,
+}
+
+
+def reward_state(reward, now):
+    """Whether members can redeem the reward now, and if not why, as a key of
+    :data:`REWARD_STATE_LABELS` (the checks of ``services.rewards.is_available``
+    and the stock)."""
+    if not reward.is_active:
+        return "inactive"
+    if not reward.design.is_active:
+        return "design_off"
+    status = window_status(reward.starts_at, reward.ends_at, now)
+    if status != "running":
+        return status
+    if reward.stock is not None and reward.stock < 1:
+        return "out_of_stock"
+    return "available"
+
+
+class RewardListView(ListView):
+    """The rewards catalogue, active rewards first in the shoppers' order, with
+    how many times each was redeemed and how many of those had their points back.
+
+    One query for the page with both counts grouped in it, one for the tiers of
+    the page's rewards and one for the paginator's count, however many rewards
+    and redemptions. Rewards are switched off, never deleted: redemptions refer
+    to them.
+    """
+
+    template_name = "oscar_loyalty/dashboard/reward_list.html"
+    context_object_name = "rewards"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return (
+            Reward.objects.select_related("design__product__parent")
+            .prefetch_related(Prefetch("tiers", Tier.objects.order_by("rank")))
+            .annotate(
+                redeemed_count=Count("redemptions"),
+                refunded_count=Count(
+                    "redemptions", filter=Q(redemptions__refunded_at__isnull=False)
+                ),
+            )
+            .order_by("-is_active", "position", "points_price", "pk")
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        for reward in context["rewards"]:
+            reward.benefit_summary = benefit_summary(reward.design)
+            reward.state = reward_state(reward, now)
+            reward.state_label = REWARD_STATE_LABELS[reward.state]
+        user = self.request.user
+        context.update(
+            can_add=user.has_perm("oscar_loyalty.add_reward"),
+            can_change=user.has_perm("oscar_loyalty.change_reward"),
+        )
+        return context
+
+
+class RewardFormMixin(AuditedFormMixin):
+    """Saving a reward, shared by create and edit."""
+
+    model = Reward
+    form_class = RewardForm
+    template_name = "oscar_loyalty/dashboard/reward_form.html"
+    audit_fields = RewardForm.Meta.fields
+    audit_name = "reward"
+    created_message = gettext_lazy("Reward “%(name)s” created.")
+    saved_message = gettext_lazy("Reward “%(name)s” saved.")
+
+    def get_success_url(self):
+        return reverse("loyalty_dashboard:loyalty-reward-list")
+
+
+class RewardCreateView(RewardFormMixin, CreateView):
+    pass
+
+
+class RewardUpdateView(RewardFormMixin, UpdateView):
+    """Edit a reward; the admin log records each changed field, before → after."""
+
+    context_object_name = "reward"
+
+    def get_queryset(self):
+        return Reward.objects.select_related("design").prefetch_related("tiers")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["redeemed_count"] = self.object.redemptions.count()
+        return context
+
+
+class RewardRedemptionListView(ListView):
+    """A reward's redemptions, newest first: the member, the points, the coupon
+    issued with its state and when the points came back.
+
+    One query for the page (member, customer, coupon and voucher by join), one
+    for the count and one for the reward, however many redemptions.
+    """
+
+    template_name = "oscar_loyalty/dashboard/reward_redemptions.html"
+    context_object_name = "redemptions"
+    paginate_by = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+
+    def get_queryset(self):
+        self.reward = get_object_or_404(Reward, pk=self.kwargs["pk"])
+        return (
+            RewardRedemption.objects.filter(reward=self.reward)
+            .select_related("member__user", "coupon__voucher")
+            .order_by("-created_at", "-id")
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        for redemption in context["redemptions"]:
+            coupon = redemption.coupon
+            if coupon is not None:  # its voucher may be deleted in Oscar
+                coupon.current_state = coupon.state(now)
+                coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+        user = self.request.user
+        context.update(
+            reward=self.reward,
+            can_view_members=user.has_perm("oscar_loyalty.view_member"),
+            can_change=user.has_perm("oscar_loyalty.change_reward"),
+        )
+        return context
+
+
+# Campaigns -------------------------------------------------------------------------
+
+
+class CampaignListView(ListView):
+    """Campaigns, newest start first, with their audience and whether they are
+    scheduled, running or ended.
+
+    One query for the page, one for the audience tiers of its campaigns and one
+    for the paginator's count, however many campaigns.
+    """
+
+    template_name = "oscar_loyalty/dashboard/campaign_list.html"
+    context_object_name = "campaigns"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return (
+            Campaign.objects.select_related("range", "coupon_design")
+            .prefetch_related(Prefetch("tiers", Tier.objects.order_by("rank")))
+            .order_by("-starts_at", "-id")
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        for campaign in context["campaigns"]:
+            campaign.status = window_status(campaign.starts_at, campaign.ends_at, now)
+            campaign.status_label = WINDOW_STATUS_LABELS[campaign.status]
+        user = self.request.user
+        context.update(
+            can_add=user.has_perm("oscar_loyalty.add_campaign"),
+            can_change=user.has_perm("oscar_loyalty.change_campaign"),
+        )
+        return context
+
+
+def steps_audit_value(steps):
+    """A campaign's steps as the admin log writes them: "200.00/50.00, …"."""
+    return ", ".join(f"{step.threshold}/{step.amount}" for step in steps) or "—"
+
+
+class CampaignFormMixin(AuditedFormMixin):
+    """Saving a campaign and its spend-X-save-Y steps, shared by create and edit.
+
+    The campaign form and the steps formset are checked together; the steps are
+    only read (and required) for a spend-X-save-Y campaign, and the campaign and
+    its steps are saved in one transaction with the admin log entry. Saving is
+    all: the receivers keep the campaign's Oscar offer (its first threshold
+    included) and earn rule in step as each row is written.
+    """
+
+    model = Campaign
+    form_class = CampaignForm
+    template_name = "oscar_loyalty/dashboard/campaign_form.html"
+    audit_fields = CampaignForm.Meta.fields
+    audit_name = "campaign"
+    created_message = gettext_lazy("Campaign “%(name)s” created.")
+    saved_message = gettext_lazy("Campaign “%(name)s” saved.")
+
+    def get_success_url(self):
+        return reverse("loyalty_dashboard:loyalty-campaign-list")
+
+    def get_formset(self, required=False):
+        instance = self.object if self.object is not None else Campaign()
+        if self.request.method == "POST":
+            return CampaignStepFormSet(
+                self.request.POST, instance=instance, prefix="steps", required=required
+            )
+        return CampaignStepFormSet(instance=instance, prefix="steps")
+
+    def get_context_data(self, **kwargs):
+        kwargs.setdefault("formset", self.get_formset())
+        context = super().get_context_data(**kwargs)
+        context["spend_save"] = Campaign.Kind.SPEND_SAVE
+        return context
+
+    def post(self, request, *args, **kwargs):
+        self.object = self.get_object() if self.pk_url_kwarg in kwargs else None
+        form = self.get_form()
+        form_valid = form.is_valid()
+        has_steps = form.cleaned_data.get("kind") == Campaign.Kind.SPEND_SAVE
+        formset = self.get_formset(required=has_steps)
+        if form_valid and (not has_steps or formset.is_valid()):
+            self.steps_formset = formset if has_steps else None
+            return self.form_valid(form)
+        return self.render_to_response(
+            self.get_context_data(form=form, formset=formset)
+        )
+
+    def snapshot(self, campaign):
+        snapshot = super().snapshot(campaign)
+        snapshot["steps"] = steps_audit_value(campaign.steps.order_by("threshold"))
+        return snapshot
+
+    def save_object(self, form):
+        campaign = form.save()
+        if self.steps_formset is not None:
+            self.save_steps(campaign, self.steps_formset)
+        return campaign
+
+    def save_steps(self, campaign, formset):
+        """Make the campaign's steps those of the formset: steps no longer wanted
+        go first, then the new ones are added, so no two share a spend on the
+        way (changing a step's spend or amount replaces it)."""
+        wanted = [
+            (form.cleaned_data["threshold"], form.cleaned_data["amount"])
+            for form in formset.kept_forms()
+        ]
+        stored = {(step.threshold, step.amount): step for step in campaign.steps.all()}
+        for pair, step in stored.items():
+            if pair not in wanted:
+                step.delete()
+        for threshold, amount in wanted:
+            if (threshold, amount) not in stored:
+                CampaignStep.objects.create(
+                    campaign=campaign, threshold=threshold, amount=amount
+                )
+
+
+class CampaignCreateView(CampaignFormMixin, CreateView):
+    pass
+
+
+class CampaignUpdateView(CampaignFormMixin, UpdateView):
+    """Edit a campaign; the admin log records each changed field and the steps,
+    before → after. Two staff saving its steps at once is shown on the form."""
+
+    context_object_name = "campaign"
+
+    def get_queryset(self):
+        return Campaign.objects.select_related(
+            "range", "coupon_design"
+        ).prefetch_related("tiers")
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except IntegrityError:
+            form.add_error(
+                None,
+                _(
+                    "The steps of this campaign were changed by someone else "
+                    "meanwhile: check them and save again."
+                ),
+            )
+            self.object = self.get_object()
+            formset = self.steps_formset or self.get_formset()
+            return self.render_to_response(
+                self.get_context_data(form=form, formset=formset)
+            )
+
+
+class CampaignReportView(DetailView):
+    """What a campaign gave and brought (:func:`oscar_loyalty.campaigns.report`)
+    and the orders it applied to, newest first.
+
+    The figures take the report's four queries; the orders page one query (the
+    member and whether the order was cancelled come by subquery) and one for its
+    count, however many orders.
+    """
+
+    template_name = "oscar_loyalty/dashboard/campaign_report.html"
+    context_object_name = "campaign"
+    orders_per_page = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+
+    def get_queryset(self):
+        return Campaign.objects.select_related(
+            "range", "coupon_design", "earn_rule"
+        ).prefetch_related(Prefetch("tiers", Tier.objects.order_by("rank")))
+
+    def get_orders_page(self):
+        members = Member.objects.filter(user_id=OuterRef("user_id"))
+        cancelled = OrderActivity.objects.filter(
+            order_number=OuterRef("order_number"), cancelled_at__isnull=False
+        )
+        orders = self.object.orders.annotate(
+            member_id=Subquery(members.values("pk")[:1]),
+            member_number=Subquery(members.values("number")[:1]),
+            cancelled=Exists(cancelled),
+        ).order_by("-placed_at", "-id")
+        return Paginator(orders, self.orders_per_page).get_page(
+            self.request.GET.get("page")
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        campaign = self.object
+        page = self.get_orders_page()
+        status = window_status(campaign.starts_at, campaign.ends_at, timezone.now())
+        user = self.request.user
+        context.update(
+            report=campaign_report(campaign),
+            status_label=WINDOW_STATUS_LABELS[status],
+            steps=list(campaign.steps.all()),
+            orders=page.object_list,
+            page_obj=page,
+            paginator=page.paginator,
+            is_paginated=page.has_other_pages(),
+            can_change=user.has_perm("oscar_loyalty.change_campaign"),
+            can_view_members=user.has_perm("oscar_loyalty.view_member"),
+            can_view_orders=user.has_perm("order.view_order"),
+        )
+        return context
+
+
+# Action rewards --------------------------------------------------------------------
+
+
+class ActionRuleListView(TemplateView):
+    """Every action that can earn points, with its rule or "off" when it has none.
+
+    One query: the rules, matched to the actions in Python.
+    """
+
+    template_name = "oscar_loyalty/dashboard/actionrule_list.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        rules = {rule.action: rule for rule in ActionRule.objects.all()}
+        user = self.request.user
+        context.update(
+            actions=[
+                {"code": code, "label": label, "rule": rules.get(code)}
+                for code, label in ActionRule.Action.choices
+            ],
+            can_add=user.has_perm("oscar_loyalty.add_actionrule"),
+            can_change=user.has_perm("oscar_loyalty.change_actionrule"),
+        )
+        return context
+
+
+class ActionRuleFormMixin(AuditedFormMixin):
+    model = ActionRule
+    form_class = ActionRuleForm
+    template_name = "oscar_loyalty/dashboard/actionrule_form.html"
+    audit_fields = ["action", *ActionRuleForm.Meta.fields]
+    audit_name = "action reward"
+    created_message = gettext_lazy("Action reward “%(name)s” created.")
+    saved_message = gettext_lazy("Action reward “%(name)s” saved.")
+
+    def get_success_url(self):
+        return reverse("loyalty_dashboard:loyalty-actionrule-list")
+
+
+class ActionRuleCreateView(ActionRuleFormMixin, CreateView):
+    """Switch an action on: its first rule. An action has one rule at most, so an
+    action that has one already is edited instead; two staff creating it at once
+    are told on the form."""
+
+    def dispatch(self, request, *args, **kwargs):
+        self.action = kwargs["action"]
+        if self.action not in ActionRule.Action.values:
+            raise Http404("No such action")
+        existing = ActionRule.objects.filter(action=self.action).first()
+        if existing is not None:
+            return redirect(
+                reverse(
+                    "loyalty_dashboard:loyalty-actionrule-update",
+                    kwargs={"pk": existing.pk},
+                )
+            )
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["instance"] = ActionRule(action=self.action)
+        return kwargs
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["action_label"] = ActionRule.Action(self.action).label
+        return context
+
+    def form_valid(self, form):
+        try:
+            return super().form_valid(form)
+        except IntegrityError:
+            form.add_error(
+                None,
+                _(
+                    "Someone else set up this action meanwhile: go back to the "
+                    "action rewards and edit it there."
+                ),
+            )
+            form.instance.pk = None
+            return self.form_invalid(form)
+
+
+class ActionRuleUpdateView(ActionRuleFormMixin, UpdateView):
+    """Edit an action's rule; the admin log records each change, before → after."""
+
+    context_object_name = "rule"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["action_label"] = self.object.get_action_display()
+        return context
+
+
+# Referrals -------------------------------------------------------------------------
+
+
+class ReferralListView(ListView):
+    """Referrals, newest first, by status and by member (referrer or new member).
+
+    One query for the page (both members and their customers by join) and one
+    for the count, however many referrals.
+    """
+
+    template_name = "oscar_loyalty/dashboard/referral_list.html"
+    context_object_name = "referrals"
+    paginate_by = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+
+    def get_queryset(self):
+        self.form = ReferralSearchForm(self.request.GET)
+        referrals = Referral.objects.select_related(
+            "referrer__user", "referred__user"
+        ).order_by("-created_at", "-id")
+        return self.form.filter(referrals)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        context.update(
+            form=self.form,
+            can_view_members=user.has_perm("oscar_loyalty.view_member"),
+            can_view_orders=user.has_perm("order.view_order"),
+        )
+        return context
