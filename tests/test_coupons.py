@@ -398,3 +398,69 @@ def test_an_inactive_design_issues_nothing(design):
     design.save()
     new_member(birth_month=3, birth_day=14)
     assert coupons.issue_birthday_coupons(today=date(2027, 3, 14)) == 0
+
+
+@pytest.mark.parametrize(
+    "benefit, value, discount_name, expected_total",
+    [
+        (CouponDesign.BenefitType.PERCENTAGE, "10", "basket", Decimal("90.00")),
+        (CouponDesign.BenefitType.FIXED, "25", "basket", Decimal("75.00")),
+        (CouponDesign.BenefitType.SHIPPING, "0", "shipping", Decimal("100.00")),
+        (CouponDesign.BenefitType.PRODUCT, "0", "basket", Decimal("0.00")),
+    ],
+)
+def test_every_kind_of_coupon_through_oscars_checkout(
+    client, product, benefit, value, discount_name, expected_total
+):
+    from oscar.core.loading import get_class
+
+    FixedPrice = get_class("shipping.methods", "FixedPrice")
+    Repository = get_class("shipping.repository", "Repository")
+    CountryFactory()
+    design = CouponDesign.objects.create(
+        name="Gift",
+        purpose=CouponDesign.Purpose.STAFF,
+        benefit_type=benefit,
+        value=Decimal(value),
+        product=product if benefit == CouponDesign.BenefitType.PRODUCT else None,
+    )
+    member = new_member()
+    coupon = coupons.issue_coupon(member=member, design=design, key="k")
+    client.force_login(member.user)
+    add_to_basket(client, product)
+    enter_code(client, coupon.voucher.code)
+    shipping = FixedPrice(Decimal("8.00"), Decimal("8.00"))
+    original = Repository.methods
+    Repository.methods = [shipping]
+    try:
+        client.post(reverse("checkout:shipping-address"), SHIPPING_ADDRESS, follow=True)
+        response = client.post(reverse("checkout:preview"), {"action": "place_order"})
+    finally:
+        Repository.methods = original
+    assert response.url == reverse("checkout:thank-you")
+
+    order = member.user.orders.get()
+    assert order.basket_total_incl_tax == expected_total
+    if discount_name == "shipping":
+        assert order.shipping_incl_tax == Decimal("0.00")
+    else:
+        assert order.shipping_incl_tax == Decimal("8.00")
+    applied = order.discounts.get()
+    assert applied.voucher_code == coupon.voucher.code
+    coupon.voucher.refresh_from_db()
+    assert coupon.state() == "used"
+
+
+def test_an_expired_own_coupon_gets_oscars_expired_message(client, design, product):
+    member = new_member()
+    coupon = coupons.issue_coupon(member=member, design=design, key="b:1")
+    Voucher.objects.filter(pk=coupon.voucher_id).update(
+        end_datetime=timezone.now() - timedelta(minutes=1)
+    )
+    client.force_login(member.user)
+    add_to_basket(client, product)
+    code = coupon.voucher.code
+    assert enter_code(client, code) == [
+        oscar("The '%(code)s' voucher has expired", code=code)
+    ]
+    assert MemberCoupon.objects.expired().get() == coupon
