@@ -176,8 +176,11 @@ def _campaigns(basket):
     if cached is not None:
         return cached
     cached = {}
+    now = timezone.now()
+    # The campaign's own window and switch are its offer's (kept in step); only
+    # offers Oscar applies ask, so an offer the owner paused never gets here.
     rows = Campaign.objects.filter(
-        offer__in=ConditionalOffer.active.values("pk")
+        is_active=True, starts_at__lte=now, ends_at__gt=now, offer__isnull=False
     ).values_list("pk", "offer_id", "kind", "name", "multiplier", "tiers__rank")
     by_campaign = {}
     for pk, offer_id, kind, name, multiplier, rank in rows:

@@ -44,21 +44,40 @@ def active_rules(at=None, *, tier_rank=None):
 
     Active, started (``starts_at`` ≤ ``at``) and not yet ended (``at`` < ``ends_at``);
     a rule without dates runs until it is switched off. A bonus-points campaign's
-    rule applies only to its audience tiers, when it names any. One query.
+    rule applies only to its audience tiers, when it names any. One query, and a
+    second only while a campaign's rule is in force (its audience).
     """
     at = at or timezone.now()
-    campaigns = Campaign.objects.filter(earn_rule_id=OuterRef("pk"))
-    for_audience = ~Exists(campaigns.filter(tiers__isnull=False))
-    if tier_rank is not None:
-        for_audience |= Exists(campaigns.filter(tiers__rank=tier_rank))
-    return list(
+    rules = list(
         EarnRule.objects.filter(is_active=True)
         .filter(Q(starts_at__isnull=True) | Q(starts_at__lte=at))
         .filter(Q(ends_at__isnull=True) | Q(ends_at__gt=at))
-        .filter(for_audience)
-        .select_related("range")
+        .select_related("range", "campaign")
         .order_by("-multiplier", "id")
     )
+    campaign_of = {rule.pk: _campaign_id(rule) for rule in rules}
+    campaign_ids = {pk for pk in campaign_of.values() if pk is not None}
+    if not campaign_ids:
+        return rules
+    audience = {}
+    for campaign_id, rank in Campaign.tiers.through.objects.filter(
+        campaign_id__in=campaign_ids
+    ).values_list("campaign_id", "tier__rank"):
+        audience.setdefault(campaign_id, set()).add(rank)
+    return [
+        rule
+        for rule in rules
+        if campaign_of[rule.pk] not in audience
+        or tier_rank in audience[campaign_of[rule.pk]]
+    ]
+
+
+def _campaign_id(rule):
+    """The id of the campaign whose rule this is, or None (an owner's rule)."""
+    try:
+        return rule.campaign.pk
+    except Campaign.DoesNotExist:
+        return None
 
 
 def as_rule(earn_rule):
