@@ -60,8 +60,8 @@ def device_of(request):
 
 
 def after_response(request, response):
-    """Give the browser a device cookie if it has none; record a signed-in
-    member's device once per session. Returns ``response``."""
+    """Give the browser a device cookie if it has none (no database work: the
+    device is recorded at sign-in, :func:`record_device`). Returns ``response``."""
     device = device_of(request)
     if not device and DEVICE_COOKIE in response.cookies:
         # Already given by an earlier call for this response: keep that one.
