@@ -461,3 +461,68 @@ def test_a_member_redeems_a_reward_for_points_and_finds_the_coupon(page, tmp_pat
     expect(page.locator("#loyalty-spendable")).to_have_text("1000")
     assert Member.objects.get(pk=member.pk).available == 1000
     assert coupon.points_cost == 2000
+
+
+def test_the_owner_runs_spend_and_save_and_a_shopper_gets_it_in_the_basket(
+    page, tmp_path
+):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import Campaign
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    product = ProductFactory(title="Longjing", stockrecord__price=120)
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=["view_campaign", "add_campaign", "change_campaign"],
+        )
+    )
+
+    page.goto(reverse("loyalty_dashboard:loyalty-campaign-create"))
+    page.fill("#id_username", owner.email)
+    page.fill("#id_password", PASSWORD)
+    page.locator("#dashboard_login_form input[type=submit]").click()
+    form = page.locator("#loyalty-campaign-form")
+    form.locator("#id_name").fill("Spend 200, save 30")
+    form.locator("#id_kind").select_option("spend_save")
+    now = timezone.localtime(timezone.now())
+    for field, moment in (
+        ("#id_starts_at", now - timedelta(hours=1)),
+        ("#id_ends_at", now + timedelta(days=7)),
+    ):
+        page.eval_on_selector(
+            field, "(el, value) => { el.value = value; }", f"{moment:%Y-%m-%d %H:%M:%S}"
+        )
+    form.locator("#id_steps-0-threshold").fill("200")
+    form.locator("#id_steps-0-amount").fill("30")
+    form.locator("button[type=submit]").click()
+
+    expect(page.locator("body")).to_contain_text("Spend 200, save 30")
+    campaign = Campaign.objects.get()
+    assert campaign.offer.condition.value == 200
+    page.screenshot(path=tmp_path / "campaign-saved.png", full_page=True)
+
+    shopper = UserFactory()
+    get_or_create_member(shopper)
+    page.context.clear_cookies()
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    expect(page).to_have_url(re.compile(r"/$"))
+    for _ in range(2):
+        page.goto(product.get_absolute_url())
+        page.click("#add_to_basket_form button[type=submit]")
+
+    page.goto(reverse("basket:summary"))
+    totals = page.locator("#basket_totals")
+    expect(totals).to_contain_text("Spend 200, save 30")
+    expect(totals).to_contain_text("210.00")
+    page.screenshot(path=tmp_path / "basket-spend-save.png", full_page=True)
