@@ -994,7 +994,53 @@ class MemberCoupon(models.Model):
         return "usable"
 
 
-class MemberCouponCondition(Condition):
+class GatedValueCondition:
+    """For condition proxies that let through only the baskets :meth:`admits`
+    accepts and then behave as Oscar's value condition (their range, their value
+    to spend): the shared half of the coupon and campaign conditions."""
+
+    def admits(self, offer, basket):
+        raise NotImplementedError
+
+    @staticmethod
+    def _value_condition():
+        from oscar.core.loading import get_class
+
+        return get_class("offer.conditions", "ValueCondition")
+
+    def is_satisfied(self, offer, basket):
+        from .offer_cache import prime
+
+        prime(offer, basket)
+        if not self.admits(offer, basket):
+            return False
+        return self._value_condition().is_satisfied(self, offer, basket)
+
+    def is_partially_satisfied(self, offer, basket):
+        """Spending towards the value (for Oscar's upsell message); never when
+        there is no value to reach."""
+        from .offer_cache import prime
+
+        if not self.value:
+            return False
+        prime(offer, basket)
+        if not self.admits(offer, basket):
+            return False
+        return self._value_condition().is_partially_satisfied(self, offer, basket)
+
+    def get_upsell_message(self, offer, basket):
+        return self._value_condition().get_upsell_message(self, offer, basket)
+
+    def _get_value_of_matches(self, offer, basket):
+        return self._value_condition()._get_value_of_matches(self, offer, basket)
+
+    def consume_items(self, offer, basket, affected_lines):
+        return self._value_condition().consume_items(
+            self, offer, basket, affected_lines
+        )
+
+
+class MemberCouponCondition(GatedValueCondition, Condition):
     """Satisfied only for the coupon's own member, spending the design's minimum.
 
     The voucher's owner is looked up once per basket for all its vouchers. A
@@ -1017,34 +1063,13 @@ class MemberCouponCondition(Condition):
     def description(self):
         return self.name
 
-    @staticmethod
-    def _value_condition():
-        from oscar.core.loading import get_class
-
-        return get_class("offer.conditions", "ValueCondition")
-
-    def is_satisfied(self, offer, basket):
+    def admits(self, offer, basket):
         from .coupons import coupon_usable_in
-        from .offer_cache import prime
 
-        prime(offer, basket)
-        if not coupon_usable_in(offer.get_voucher(), basket):
-            return False
-        return self._value_condition().is_satisfied(self, offer, basket)
+        return coupon_usable_in(offer.get_voucher(), basket)
 
     def is_partially_satisfied(self, offer, basket):
-        return False
-
-    def get_upsell_message(self, offer, basket):
-        return self._value_condition().get_upsell_message(self, offer, basket)
-
-    def _get_value_of_matches(self, offer, basket):
-        return self._value_condition()._get_value_of_matches(self, offer, basket)
-
-    def consume_items(self, offer, basket, affected_lines):
-        return self._value_condition().consume_items(
-            self, offer, basket, affected_lines
-        )
+        return False  # a coupon below its minimum is refused when entered
 
 
 class AttemptCounter(models.Model):
@@ -1357,7 +1382,7 @@ class CampaignOrder(models.Model):
         return f"{self.campaign}: {self.order_number}"
 
 
-class CampaignCondition(Condition):
+class CampaignCondition(GatedValueCondition, Condition):
     """Satisfied for a member of the campaign's audience whose basket holds a
     product of the campaign's range (for spend-X-save-Y: spending the first
     step's amount on it)."""
@@ -1375,44 +1400,10 @@ class CampaignCondition(Condition):
     def description(self):
         return self.name
 
-    @staticmethod
-    def _value_condition():
-        from oscar.core.loading import get_class
-
-        return get_class("offer.conditions", "ValueCondition")
-
-    def is_satisfied(self, offer, basket):
+    def admits(self, offer, basket):
         from .campaigns import in_audience
-        from .offer_cache import prime
 
-        prime(offer, basket)
-        if not in_audience(offer, basket):
-            return False
-        return self._value_condition().is_satisfied(self, offer, basket)
-
-    def is_partially_satisfied(self, offer, basket):
-        """Spending towards the first step (for the upsell message); only for
-        spend-X-save-Y, the kind with a value to reach."""
-        from .campaigns import in_audience
-        from .offer_cache import prime
-
-        if not self.value:
-            return False
-        prime(offer, basket)
-        if not in_audience(offer, basket):
-            return False
-        return self._value_condition().is_partially_satisfied(self, offer, basket)
-
-    def get_upsell_message(self, offer, basket):
-        return self._value_condition().get_upsell_message(self, offer, basket)
-
-    def _get_value_of_matches(self, offer, basket):
-        return self._value_condition()._get_value_of_matches(self, offer, basket)
-
-    def consume_items(self, offer, basket, affected_lines):
-        return self._value_condition().consume_items(
-            self, offer, basket, affected_lines
-        )
+        return in_audience(offer, basket)
 
 
 class CampaignBenefit(Benefit):
