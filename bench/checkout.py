@@ -18,11 +18,8 @@ SQLite in a temporary directory; for PostgreSQL a copy of the migrated template
 (:mod:`bench.pg`), dropped afterwards.
 """
 
-import tempfile
-from pathlib import Path
-
-from bench import emit, info, pg
-from bench.workers import run_worker
+from bench import info
+from bench.workers import sqlite_then_postgres, whole_scale
 
 DEFAULT_SCALE = 30
 WARMUP = 3
@@ -32,60 +29,15 @@ HEADLINE = (
     "checkout_queries_added",
     "checkout_queries_added_10k_history",
 )
-FIGURES = PER_DATABASE + HEADLINE
-
-
-def scale_of(args):
-    if args.scale is None:
-        return DEFAULT_SCALE
-    if args.scale < 1 or args.scale != int(args.scale):
-        raise SystemExit("checkout: --scale is a number of orders (1 or more)")
-    return int(args.scale)
 
 
 def run(args):
-    scale = scale_of(args)
-    status = 0
-    with tempfile.TemporaryDirectory(prefix="loyalty-bench-") as tmp:
-        sqlite_url = f"sqlite:///{Path(tmp) / 'checkout.sqlite3'}"
-        status = max(status, measure("sqlite", sqlite_url, scale, tmp)[0])
-        try:
-            url = pg.fresh_copy("checkout")
-        except pg.Unavailable as exc:
-            for figure in FIGURES:
-                emit(f"{figure}_postgres", f"skipped ({exc})")
-            for figure in HEADLINE:
-                emit(figure, f"skipped ({exc}); see {figure}_sqlite")
-            return status
-        try:
-            code, figures = measure("postgres", url, scale, tmp)
-        finally:
-            pg.drop_database(url)
-    status = max(status, code)
-    for figure in HEADLINE:
-        emit(figure, figures.get(f"{figure}_postgres", "failed (see above)"))
-    return status
-
-
-def measure(label, database_url, scale, tmp):
-    """Run the worker for one database: (0 when it worked, {figure: value})."""
-    info(f"{label}: placing {WARMUP}+{scale} orders per measure")
-    return run_worker(
+    scale = whole_scale(args, DEFAULT_SCALE, "checkout", "orders")
+    info(f"placing {WARMUP}+{scale} orders per measure")
+    return sqlite_then_postgres(
+        "checkout",
         "bench._checkout_worker",
-        [
-            "--database-url",
-            database_url,
-            "--label",
-            label,
-            "--scale",
-            scale,
-            "--warmup",
-            WARMUP,
-        ],
-        label=label,
-        figures=[f"{figure}_{label}" for figure in FIGURES],
-        env={
-            "DJANGO_MEDIA_ROOT": str(Path(tmp) / f"media-{label}"),
-            "EXAMPLE_SHOP_VAR_DIR": tmp,
-        },
+        ["--scale", scale, "--warmup", WARMUP],
+        figures=PER_DATABASE,
+        headline=HEADLINE,
     )

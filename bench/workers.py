@@ -43,3 +43,62 @@ def run_worker(module, arguments, *, label, figures, env=None):
         if figure not in printed:
             emit(figure, f"failed (worker exited with status {result.returncode})")
     return 1, printed
+
+
+def whole_scale(args, default, name, unit):
+    """``--scale`` as a whole number of ``unit`` (1 or more), or ``default``."""
+    if args.scale is None:
+        return default
+    if args.scale < 1 or args.scale != int(args.scale):
+        raise SystemExit(f"{name}: --scale is a number of {unit} (1 or more)")
+    return int(args.scale)
+
+
+def sqlite_then_postgres(name, module, arguments, *, figures, headline):
+    """Run the worker ``module`` on a fresh SQLite database, then on a fresh copy
+    of the migrated PostgreSQL template (dropped afterwards).
+
+    The worker gets ``--database-url URL --label sqlite|postgres`` after
+    ``arguments`` and prints each of ``figures`` suffixed with the label; the
+    ``headline`` figures (those with goals) are printed again without suffix, from
+    PostgreSQL, or ``skipped (reason)`` without it. Returns the exit status.
+    """
+    import tempfile
+    from pathlib import Path
+
+    from bench import pg
+
+    status = 0
+    every = (*figures, *headline)
+    with tempfile.TemporaryDirectory(prefix="loyalty-bench-") as tmp:
+
+        def measure(label, url):
+            return run_worker(
+                module,
+                [*arguments, "--database-url", url, "--label", label],
+                label=label,
+                figures=[f"{figure}_{label}" for figure in every],
+                env={
+                    "DJANGO_MEDIA_ROOT": str(Path(tmp) / f"media-{label}"),
+                    "EXAMPLE_SHOP_VAR_DIR": tmp,
+                },
+            )
+
+        sqlite_url = f"sqlite:///{Path(tmp) / f'{name}.sqlite3'}"
+        status = max(status, measure("sqlite", sqlite_url)[0])
+        try:
+            url = pg.fresh_copy(name)
+        except pg.Unavailable as exc:
+            for figure in every:
+                emit(f"{figure}_postgres", f"skipped ({exc})")
+            for figure in headline:
+                emit(figure, f"skipped ({exc}); see {figure}_sqlite")
+            return status
+        try:
+            code, printed = measure("postgres", url)
+        finally:
+            pg.drop_database(url)
+    status = max(status, code)
+    for figure in headline:
+        emit(figure, printed.get(f"{figure}_postgres", "failed (see above)"))
+    return status
