@@ -822,10 +822,6 @@ class TierListView(ListView):
 TIER_AUDIT_FIELDS = TierForm.Meta.fields
 
 
-def tier_audit_value(value):
-    return "—" if value in (None, "") else str(value)
-
-
 class TierFormMixin:
     """Saving a tier, shared by create and edit.
 
@@ -872,15 +868,12 @@ class TierCreateView(TierFormMixin, CreateView):
             return self.form_invalid(form)
         self.object = tier
         logger.info("Staff user %s created tier %s", self.request.user.pk, tier.code)
+        tier.refresh_from_db()
         audit(
             self.request,
             tier,
             ADDITION,
-            "Created tier: "
-            + "; ".join(
-                f"{name}: {tier_audit_value(getattr(tier, name))}"
-                for name in TIER_AUDIT_FIELDS
-            ),
+            audit_created("tier", audit_snapshot(tier, TIER_AUDIT_FIELDS)),
         )
         messages.success(
             self.request, _("Tier “%(name)s” created.") % {"name": tier.name}
@@ -894,29 +887,20 @@ class TierUpdateView(TierFormMixin, UpdateView):
     context_object_name = "tier"
 
     def form_valid(self, form):
-        before = {name: form.initial.get(name) for name in TIER_AUDIT_FIELDS}
+        before = audit_snapshot(self.get_object(), TIER_AUDIT_FIELDS)
         tier = self.save_tier(form)
         if tier is None:
             return self.form_invalid(form)
         self.object = tier
-        changes = [
-            f"{name}: {tier_audit_value(before[name])} → "
-            f"{tier_audit_value(getattr(tier, name))}"
-            for name in TIER_AUDIT_FIELDS
-            if name in form.changed_data
-        ]
+        tier.refresh_from_db()
+        after = audit_snapshot(tier, TIER_AUDIT_FIELDS)
         logger.info(
             "Staff user %s changed tier %s (%s)",
             self.request.user.pk,
             tier.code,
             ", ".join(form.changed_data) or "nothing",
         )
-        audit(
-            self.request,
-            tier,
-            CHANGE,
-            "Changed " + ("; ".join(changes) if changes else "nothing"),
-        )
+        audit(self.request, tier, CHANGE, audit_changed(before, after))
         messages.success(
             self.request, _("Tier “%(name)s” saved.") % {"name": tier.name}
         )
@@ -1002,12 +986,6 @@ class CouponDesignListView(ListView):
 COUPON_DESIGN_AUDIT_FIELDS = CouponDesignForm.Meta.fields
 
 
-def design_audit_value(value):
-    if isinstance(value, Tier):
-        return value.code
-    return tier_audit_value(value)
-
-
 class CouponDesignFormMixin:
     """Saving a design, shared by create and edit. Saving is all: the
     ``post_save`` receiver keeps the design's Oscar voucher offer in step, in the
@@ -1034,14 +1012,13 @@ class CouponDesignCreateView(CouponDesignFormMixin, CreateView):
         logger.info(
             "Staff user %s created coupon design %s", self.request.user.pk, design.pk
         )
+        design.refresh_from_db()
         audit(
             self.request,
             design,
             ADDITION,
-            "Created coupon design: "
-            + "; ".join(
-                f"{name}: {design_audit_value(getattr(design, name))}"
-                for name in COUPON_DESIGN_AUDIT_FIELDS
+            audit_created(
+                "coupon design", audit_snapshot(design, COUPON_DESIGN_AUDIT_FIELDS)
             ),
         )
         messages.success(
@@ -1078,29 +1055,17 @@ class CouponDesignUpdateView(CouponDesignFormMixin, UpdateView):
         return context
 
     def form_valid(self, form):
-        before = {
-            name: getattr(self.get_object(), name)
-            for name in COUPON_DESIGN_AUDIT_FIELDS
-        }
+        before = audit_snapshot(self.get_object(), COUPON_DESIGN_AUDIT_FIELDS)
         design = self.object = self.save_design(form)
-        changes = [
-            f"{name}: {design_audit_value(before[name])} → "
-            f"{design_audit_value(getattr(design, name))}"
-            for name in COUPON_DESIGN_AUDIT_FIELDS
-            if name in form.changed_data
-        ]
+        design.refresh_from_db()
+        after = audit_snapshot(design, COUPON_DESIGN_AUDIT_FIELDS)
         logger.info(
             "Staff user %s changed coupon design %s (%s)",
             self.request.user.pk,
             design.pk,
             ", ".join(form.changed_data) or "nothing",
         )
-        audit(
-            self.request,
-            design,
-            CHANGE,
-            "Changed " + ("; ".join(changes) if changes else "nothing"),
-        )
+        audit(self.request, design, CHANGE, audit_changed(before, after))
         messages.success(
             self.request, _("Coupon design “%(name)s” saved.") % {"name": design.name}
         )
