@@ -1,9 +1,8 @@
 """Members: the programme account of a customer."""
 
-import secrets
-
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 
 from ..models import Member
 
@@ -12,7 +11,7 @@ NUMBER_DIGITS = 10
 
 
 def new_member_number():
-    return "M" + "".join(secrets.choice("0123456789") for _ in range(NUMBER_DIGITS))
+    return "M" + get_random_string(NUMBER_DIGITS, "0123456789")
 
 
 def get_or_create_member(user, *, channel=Member.Channel.WEB):

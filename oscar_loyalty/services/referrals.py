@@ -30,7 +30,6 @@ reason. A reward is not taken back when that order is refunded later.
 
 import logging
 import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import urlencode
@@ -39,6 +38,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Case, F, OuterRef, Q, Subquery, Value, When
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import get_random_string
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 
@@ -93,7 +93,7 @@ def referral_code(member):
     if member.referral_code:
         return member.referral_code
     for _attempt in range(5):
-        code = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+        code = get_random_string(CODE_LENGTH, CODE_ALPHABET)
         try:
             with transaction.atomic():
                 set_now = Member.objects.filter(
