@@ -19,6 +19,25 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 TIMEOUT_MS = 15_000
 
 
+def open_dashboard(page, url, staff):
+    """Open a dashboard page, signing in on Oscar's dashboard login form."""
+    page.goto(url)
+    page.fill("#id_username", staff.email)
+    page.fill("#id_password", PASSWORD)
+    page.locator("#dashboard_login_form input[type=submit]").click()
+
+
+def sign_in(page, shopper):
+    """Through Oscar's login form; Oscar sends shoppers to the home page at /."""
+    from playwright.sync_api import expect
+
+    page.goto(reverse("customer:login"))
+    page.fill("#id_login-username", shopper.email)
+    page.fill("#id_login-password", PASSWORD)
+    page.click("button[name=login_submit]")
+    expect(page).to_have_url(re.compile(r"/$"))
+
+
 @pytest.fixture(scope="module")
 def browser():
     # Playwright's sync API keeps an event loop running in this thread, and Django
@@ -147,11 +166,7 @@ def test_a_shopper_pays_part_of_an_order_with_points_and_sees_it_in_the_history(
         actor=ledger.Actor(id=None, name="staff"),
     )
 
-    page.goto(reverse("customer:login"))
-    page.fill("#id_login-username", shopper.email)
-    page.fill("#id_login-password", PASSWORD)
-    page.click("button[name=login_submit]")
-    expect(page).to_have_url(re.compile(r"/$"))
+    sign_in(page, shopper)
     page.goto(product.get_absolute_url())
     page.click("#add_to_basket_form button[type=submit]")
 
@@ -210,10 +225,7 @@ def test_staff_find_a_member_and_add_points_with_a_reason(page):
         )
     )
 
-    page.goto(reverse("loyalty_dashboard:loyalty-member-list"))
-    page.fill("#id_username", staff.email)  # Oscar's dashboard login
-    page.fill("#id_password", PASSWORD)
-    page.locator("#dashboard_login_form input[type=submit]").click()
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-member-list"), staff)
     expect(page.locator("#loyalty-members")).to_be_visible()
 
     page.fill("#id_q", "wei zhang")
@@ -252,10 +264,7 @@ def test_the_owner_sets_double_points_and_the_product_page_shows_them(page):
         )
     )
 
-    page.goto(reverse("loyalty_dashboard:loyalty-earnrule-create"))
-    page.fill("#id_username", owner.email)
-    page.fill("#id_password", PASSWORD)
-    page.locator("#dashboard_login_form input[type=submit]").click()
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-earnrule-create"), owner)
     form = page.locator("#loyalty-earn-rule-form")
     form.locator("#id_name").fill("Double points on oolong")
     form.locator("#id_range").select_option(label="Oolong teas")
@@ -301,11 +310,7 @@ def test_a_gold_member_sees_their_tier_discount_in_the_basket_and_their_tier(
     member = get_or_create_member(shopper)
     Member.objects.filter(pk=member.pk).update(tier=gold)
 
-    page.goto(reverse("customer:login"))
-    page.fill("#id_login-username", shopper.email)
-    page.fill("#id_login-password", PASSWORD)
-    page.click("button[name=login_submit]")
-    expect(page).to_have_url(re.compile(r"/$"))
+    sign_in(page, shopper)
     page.goto(product.get_absolute_url())
     page.click("#add_to_basket_form button[type=submit]")
 
@@ -360,11 +365,7 @@ def test_a_gold_member_applies_their_birthday_coupon_from_the_basket(page, tmp_p
     )
     code = coupon.voucher.code
 
-    page.goto(reverse("customer:login"))
-    page.fill("#id_login-username", shopper.email)
-    page.fill("#id_login-password", PASSWORD)
-    page.click("button[name=login_submit]")
-    expect(page).to_have_url(re.compile(r"/$"))
+    sign_in(page, shopper)
     page.goto(product.get_absolute_url())
     page.click("#add_to_basket_form button[type=submit]")
 
@@ -425,11 +426,7 @@ def test_a_member_redeems_a_reward_for_points_and_finds_the_coupon(page, tmp_pat
         actor=ledger.Actor(id=None, name="staff"),
     )
 
-    page.goto(reverse("customer:login"))
-    page.fill("#id_login-username", shopper.email)
-    page.fill("#id_login-password", PASSWORD)
-    page.click("button[name=login_submit]")
-    expect(page).to_have_url(re.compile(r"/$"))
+    sign_in(page, shopper)
 
     page.goto(reverse("customer:summary"))
     page.click("#loyalty-rewards-tab")
@@ -485,10 +482,7 @@ def test_the_owner_runs_spend_and_save_and_a_shopper_gets_it_in_the_basket(
         )
     )
 
-    page.goto(reverse("loyalty_dashboard:loyalty-campaign-create"))
-    page.fill("#id_username", owner.email)
-    page.fill("#id_password", PASSWORD)
-    page.locator("#dashboard_login_form input[type=submit]").click()
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-campaign-create"), owner)
     form = page.locator("#loyalty-campaign-form")
     form.locator("#id_name").fill("Spend 200, save 30")
     form.locator("#id_kind").select_option("spend_save")
@@ -512,11 +506,7 @@ def test_the_owner_runs_spend_and_save_and_a_shopper_gets_it_in_the_basket(
     shopper = UserFactory()
     get_or_create_member(shopper)
     page.context.clear_cookies()
-    page.goto(reverse("customer:login"))
-    page.fill("#id_login-username", shopper.email)
-    page.fill("#id_login-password", PASSWORD)
-    page.click("button[name=login_submit]")
-    expect(page).to_have_url(re.compile(r"/$"))
+    sign_in(page, shopper)
     for _ in range(2):
         page.goto(product.get_absolute_url())
         page.click("#add_to_basket_form button[type=submit]")
