@@ -13,6 +13,7 @@ order. The benefit of every kind records the order for the campaign's report
 transaction).
 """
 
+import copy
 import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -102,6 +103,8 @@ def sync_campaign(campaign):
         offer = ConditionalOffer.objects.create(
             offer_type=ConditionalOffer.SITE,
             exclusive=False,
+            # its benefit takes all it can at once: no second try
+            max_basket_applications=1,
             priority=CAMPAIGN_OFFER_PRIORITY,
             condition=condition,
             benefit=benefit,
@@ -238,7 +241,10 @@ def apply_benefit(benefit, basket, condition, offer, **kwargs):
         saving = best_step(info.steps, spent)
         if saving <= 0:
             return ZERO_DISCOUNT
-        benefit.value = saving  # this proxy instance only lives for this call
+        # The offer keeps its benefit's proxy for the request (see offer_cache):
+        # the step's saving goes on a copy of it.
+        benefit = copy.copy(benefit)
+        benefit.value = saving
         absolute = get_class("offer.benefits", "AbsoluteDiscountBenefit")
         return absolute.apply(benefit, basket, condition, offer, **kwargs)
     # Bonus points: the earn rule earns them; here the basket says so.

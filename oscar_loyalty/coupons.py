@@ -118,6 +118,8 @@ def sync_design_offer(design):
             offer_type=ConditionalOffer.VOUCHER,
             status=ConditionalOffer.OPEN,
             exclusive=False,
+            # its benefit takes all it can at once: no second try
+            max_basket_applications=1,
             priority=COUPON_OFFER_PRIORITY,
             condition=condition,
             benefit=benefit,

@@ -475,7 +475,7 @@ class PointsRedemptionCondition(Condition):
         from .offer_cache import prime
         from .redemption import basket_hold_points
 
-        prime(offer, basket)
+        prime(offer, basket, condition=self)
         return basket_hold_points(basket) > 0
 
 
@@ -768,7 +768,7 @@ class TierCondition(Condition):
         from .offer_cache import prime
         from .tier_offers import offer_applies
 
-        prime(offer, basket)
+        prime(offer, basket, condition=self)
         return offer_applies(offer, basket)
 
     def can_apply_condition(self, line):
@@ -1011,7 +1011,7 @@ class GatedValueCondition:
     def is_satisfied(self, offer, basket):
         from .offer_cache import prime
 
-        prime(offer, basket)
+        prime(offer, basket, condition=self)
         if not self.admits(offer, basket):
             return False
         return self._value_condition().is_satisfied(self, offer, basket)
@@ -1023,7 +1023,7 @@ class GatedValueCondition:
 
         if not self.value:
             return False
-        prime(offer, basket)
+        prime(offer, basket, condition=self)
         if not self.admits(offer, basket):
             return False
         return self._value_condition().is_partially_satisfied(self, offer, basket)

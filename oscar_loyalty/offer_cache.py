@@ -10,6 +10,12 @@ any case, for caches not shared between processes), and each plugin offer
 without any gets an empty prefetched ``combinations``, exactly what
 ``prefetch_related`` would leave, so Oscar's ``count()`` costs nothing. Offers
 with combinations are left to Oscar.
+
+Oscar also builds a new proxy of an offer's condition and benefit every time it
+asks them anything (``condition.proxy()``), and a new proxy has forgotten its
+range, so each question read the range again. :func:`prime` keeps one proxy of
+each on the offer, with its range read once per basket (the plugin's offers
+usually share one), so Oscar's next ``proxy()`` returns that same object.
 """
 
 from django.core.cache import cache
@@ -18,6 +24,7 @@ from django.dispatch import receiver
 from oscar.core.loading import get_model
 
 ConditionalOffer = get_model("offer", "ConditionalOffer")
+Range = get_model("offer", "Range")
 Combinations = ConditionalOffer.combinations.through
 
 CACHE_KEY = "oscar_loyalty:combined_offers"
@@ -46,15 +53,58 @@ def _combined(basket):
     return cached
 
 
-def prime(offer, basket):
-    """Give ``offer`` (one of the plugin's) an empty prefetched ``combinations``
-    when it has none, once per offer object."""
-    prefetched = offer.__dict__.setdefault("_prefetched_objects_cache", {})
-    if "combinations" in prefetched or offer.pk is None:
+def _no_combinations():
+    """What ``prefetch_related("combinations")`` leaves for an offer without any:
+    an evaluated, empty queryset (``count()`` and ``in`` ask no database)."""
+    empty = ConditionalOffer.objects.none()
+    empty._result_cache = []
+    empty._prefetch_done = True
+    return empty
+
+
+def basket_range(basket, range_id):
+    """The range ``range_id``, read once per basket (None for None)."""
+    if range_id is None:
+        return None
+    ranges = getattr(basket, "_loyalty_ranges", None)  # may be a lazy object
+    if ranges is None:
+        ranges = basket._loyalty_ranges = {}
+    if range_id not in ranges:
+        ranges[range_id] = Range.objects.filter(pk=range_id).first()
+    return ranges[range_id]
+
+
+def _with_range(part, basket):
+    """``part`` (a condition or benefit proxy) with its range from the basket's."""
+    field = type(part)._meta.get_field("range")
+    if part.range_id is not None and not field.is_cached(part):
+        found = basket_range(basket, part.range_id)
+        if found is not None:
+            field.set_cached_value(part, found)
+    return part
+
+
+def prime(offer, basket, *, condition=None):
+    """Spare Oscar's repeated reads for ``offer`` (one of the plugin's): an empty
+    prefetched ``combinations`` when it has none, and one proxy of its condition
+    (``condition``, the proxy asking, if given) and of its benefit, with their
+    ranges, kept on the offer. Once per offer object."""
+    state = offer.__dict__
+    if state.get("_loyalty_primed") or offer.pk is None:
+        if condition is not None:
+            _with_range(condition, basket)
         return
-    if offer.pk in _combined(basket):
-        return
-    prefetched["combinations"] = ConditionalOffer.objects.none()
+    state["_loyalty_primed"] = True
+    prefetched = state.setdefault("_prefetched_objects_cache", {})
+    if "combinations" not in prefetched and offer.pk not in _combined(basket):
+        prefetched["combinations"] = _no_combinations()
+    descriptor = type(offer)
+    if offer.condition_id is not None:
+        proxy = condition if condition is not None else offer.condition.proxy()
+        descriptor.condition.field.set_cached_value(offer, _with_range(proxy, basket))
+    if offer.benefit_id is not None:
+        proxy = _with_range(offer.benefit.proxy(), basket)
+        descriptor.benefit.field.set_cached_value(offer, proxy)
 
 
 @receiver(m2m_changed, sender=Combinations, dispatch_uid="oscar_loyalty.combinations")

@@ -391,7 +391,11 @@ POINTS_OFFER_PRIORITY = -1000
 def points_offer():
     """The programme's SITE offer, or None if an owner deleted it."""
     ConditionalOffer = get_model("offer", "ConditionalOffer")
-    return ConditionalOffer.objects.filter(slug=OFFER_SLUG).first()
+    return (
+        ConditionalOffer.objects.filter(slug=OFFER_SLUG)
+        .select_related("condition", "benefit")
+        .first()
+    )
 
 
 def ensure_points_offer():

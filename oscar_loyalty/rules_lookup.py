@@ -333,12 +333,26 @@ def user_tier(user_id):
     return found[0], Decimal(found[1])
 
 
+def basket_member(basket):
+    """The basket owner's ``Member`` with its tier (None for guests and users who
+    are not members), read once per basket object: the tier offers, the points
+    preview and the basket's panels of one request share it."""
+    if not hasattr(basket, "_loyalty_member"):  # the basket may be a lazy object
+        owner_id = getattr(basket, "owner_id", None)
+        basket._loyalty_member = (
+            Member.objects.select_related("tier").filter(user_id=owner_id).first()
+            if owner_id is not None
+            else None
+        )
+    return basket._loyalty_member
+
+
 def basket_tier(basket):
-    """:func:`user_tier` of the basket's owner, read once per basket object (the
-    tier offers and the points preview of one request share it)."""
-    if not hasattr(basket, "_loyalty_tier"):
-        basket._loyalty_tier = user_tier(getattr(basket, "owner_id", None))
-    return basket._loyalty_tier
+    """:func:`user_tier` of the basket's owner, from :func:`basket_member`."""
+    member = basket_member(basket)
+    if member is None or member.tier is None:
+        return None, Decimal(1)
+    return member.tier.rank, Decimal(member.tier.points_multiplier)
 
 
 def tier_multiplier(user_id):

@@ -122,6 +122,8 @@ def sync_tier_offers(tier):
                 offer_type=ConditionalOffer.SITE,
                 status=ConditionalOffer.OPEN,
                 exclusive=False,
+                # its benefit takes all it can at once: no second try
+                max_basket_applications=1,
                 priority=TIER_OFFER_PRIORITY,
                 condition=condition,
                 benefit=benefit,

@@ -464,7 +464,7 @@ def test_the_panel_reads_the_coupons_with_one_query(
     basket.vouchers.add(MemberCoupon.objects.first().voucher)
 
     with django_assert_num_queries(1):
-        offered = list(basket_coupons(member.user, basket))
+        offered = list(basket_coupons(member, basket))
 
     assert len(offered) == 4
     for coupon in offered:  # what the panel shows is already loaded

@@ -4,10 +4,12 @@ Through Oscar's real basket and checkout: a Gold member sees "Gold member −8%"
 the basket, gets Gold's discount and not Silver's as well, and the order records it.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone
 from oscar.core.loading import get_class, get_model
 
 from oscar_loyalty.models import Member, Tier, TierCondition, TierOffer
@@ -72,6 +74,7 @@ def test_a_tier_with_a_discount_gets_an_open_site_offer_in_oscars_list(tiers):
     assert offer.offer_type == ConditionalOffer.SITE
     assert offer.status == ConditionalOffer.OPEN
     assert not offer.exclusive
+    assert offer.max_basket_applications == 1  # the benefit takes all lines at once
     assert isinstance(offer.condition.proxy(), TierCondition)
     assert offer.benefit.value == Decimal("8")
     assert offer in ConditionalOffer.active.all()
@@ -221,6 +224,32 @@ def test_the_basket_page_costs_the_same_queries_with_one_or_three_tier_offers(
         )  # fmt: skip
     with django_assert_num_queries(len(few.captured_queries)):
         client.get(reverse("basket:summary"))
+
+
+def test_the_basket_page_reads_the_plugin_offers_range_once(client, tiers, product):
+    """Oscar makes a new proxy of a condition or benefit for every question, which
+    forgot its range: the plugin keeps one of each per offer, and the range they
+    share is read once a request."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from oscar_loyalty.models import Campaign
+
+    now = timezone.now()
+    Campaign.objects.create(
+        name="Member day", kind=Campaign.Kind.DISCOUNT, discount_percent=5,
+        starts_at=now - timedelta(hours=1), ends_at=now + timedelta(days=1),
+    )  # fmt: skip
+    client.force_login(shopper_in(tiers["gold"]))
+    add_to_basket(client, product)
+    with CaptureQueriesContext(connection) as captured:
+        response, discounts = basket_discounts(client)
+    assert discounts == {
+        "Gold member −8%": Decimal("8.00"),
+        "Member day": Decimal("5.00"),  # of the price before the tier discount
+    }
+    reads = [q for q in captured if 'FROM "offer_range"' in q["sql"]]
+    assert len(reads) == 1
 
 
 def test_points_can_pay_for_half_of_what_is_left_after_the_tier_discount(

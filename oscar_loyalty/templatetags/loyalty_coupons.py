@@ -5,10 +5,11 @@ shopper's pages say them: the dashboard shows the design's fields as they are.
 """
 
 from django import template
-from django.db.models import F, Q
+from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from ..models import CouponDesign, MemberCoupon
+from ..models import CouponDesign, Member, MemberCoupon
+from ..rules_lookup import basket_member
 
 register = template.Library()
 
@@ -62,17 +63,18 @@ def _product_benefit(design, currency):
     return _("One %(product)s free") % params
 
 
-def basket_coupons(user, basket, now=None):
-    """The signed-in ``user``'s coupons they can apply to ``basket`` now, soonest
-    to end first: usable, not in the basket yet, and for the member's tier (a
-    tier design needs the member in that tier or a higher one). One query."""
+def basket_coupons(member, basket, now=None):
+    """``member``'s coupons they can apply to ``basket`` now, soonest to end
+    first: usable, not in the basket yet, and for the member's tier (a tier design
+    needs the member in that tier or a higher one). One query."""
+    rank = member.tier.rank if member.tier_id else None
+    for_tier = Q(design__tier__isnull=True)
+    if rank is not None:
+        for_tier |= Q(design__tier__rank__lte=rank)
     coupons = (
         MemberCoupon.objects.usable(now)
-        .filter(member__user=user)
-        .filter(
-            Q(design__tier__isnull=True)
-            | Q(design__tier__rank__lte=F("member__tier__rank"))
-        )
+        .filter(member=member)
+        .filter(for_tier)
         .select_related("voucher", "design", "design__product")
         .order_by("voucher__end_datetime", "pk")
     )
@@ -92,9 +94,15 @@ def loyalty_basket_coupons(context):
     if user is None or not user.is_authenticated:
         return {"coupons": []}
     basket = context.get("basket") or getattr(request, "basket", None)
+    if basket is not None and basket.owner_id == user.pk:
+        member = basket_member(basket)  # read already for the basket's offers
+    else:
+        member = Member.objects.select_related("tier").filter(user=user).first()
+    if member is None:
+        return {"coupons": []}
     return {
         "request": request,
         "basket": basket,
-        "coupons": list(basket_coupons(user, basket)),
+        "coupons": list(basket_coupons(member, basket)),
         "currency": getattr(basket, "currency", None),
     }
