@@ -105,14 +105,18 @@ def qualifying_values(members, *, now, window=None):
     Over the qualifying window ending ``now``, or ``window`` (start, end). Members
     with no counted activity are absent (their value is 0).
     """
-    rows = _value_rows(members, now=now, window=window)
-    return {row["member_id"]: _as_value(row["value"]) for row in rows}
+    rows = _value_rows(members, now=now, window=window).values_list(
+        "member_id", "value"
+    )
+    return {member_id: _as_value(value) for member_id, value in rows}
 
 
 def _as_value(raw):
     """A summed value as the database returns it, as a Decimal of the basis."""
     places = CENT if loyalty_settings.TIER_BASIS == "spend" else Decimal(1)
-    return Decimal(str(raw or 0)).quantize(places)
+    if not isinstance(raw, Decimal):  # SQLite's floats and integers
+        raw = Decimal(str(raw or 0))
+    return raw.quantize(places)
 
 
 def _value_rows(members, *, now, window=None):
@@ -260,17 +264,23 @@ def _change(member, to_tier, **history):
     return change
 
 
-def announce_changes(member_changes):
-    """Mirror the changes (members already saved in their new tier) into the
-    groups, then announce them once committed."""
-    if not member_changes:
+def announce_changes(changes, moved, *, members=None):
+    """Mirror the changes into the groups, then announce them once committed.
+
+    ``changes``: the saved :class:`TierChange` rows; ``moved``: their members, as
+    rows with ``pk`` and ``user_id`` already saved in their new tier. The
+    ``tier_changed`` receivers get ``Member`` instances: ``members`` ({pk: Member})
+    when the caller has them, else read in one query after the commit, and only
+    when a receiver is connected (a review of a million members builds none).
+    """
+    if not changes:
         return
-    sync_member_groups([member for member, _ in member_changes])
+    sync_member_groups(moved)
     tiers = {tier.pk: tier for tier in Tier.objects.all()}
 
     upgraded = [
-        member.pk
-        for member, change in member_changes
+        change.member_id
+        for change in changes
         if rank_of(change.to_tier) > rank_of(tiers.get(change.from_tier_id))
     ]
 
@@ -283,7 +293,15 @@ def announce_changes(member_changes):
                     coupons.issue_tier_coupons(upgraded)
             except Exception:
                 logger.exception("Could not issue tier coupons to %s", upgraded)
-        for member, change in member_changes:
+        if not tier_changed.has_listeners(Member):
+            return
+        found = members
+        if found is None:
+            found = Member.objects.in_bulk([change.member_id for change in changes])
+        for change in changes:
+            member = found.get(change.member_id)
+            if member is None:  # erased since
+                continue
             responses = tier_changed.send_robust(
                 sender=Member,
                 member=member,
@@ -325,7 +343,7 @@ def upgrade(member, *, now=None):
     change = _change(member, target, kind=TierChange.Kind.UPGRADE, now=now, value=value)
     member.save(update_fields=["tier", "tier_since", "tier_grace_until"])
     change.save()
-    announce_changes([(member, change)])
+    announce_changes([change], [member], members={member.pk: member})
     return change
 
 
@@ -363,7 +381,7 @@ def set_tier(*, member, tier, reason, actor, protect_until=None, now=None):
         update_fields=["tier", "tier_since", "tier_grace_until", "tier_protected_until"]
     )
     change.save()
-    announce_changes([(member, change)])
+    announce_changes([change], [member], members={member.pk: member})
     return change
 
 
@@ -419,6 +437,14 @@ class _Standing:
     tier: Tier | None
     tier_protected_until: object
     tier_grace_until: object
+
+
+@dataclass
+class _Moved:
+    """A member the review moved: what the tier groups need of them."""
+
+    pk: int
+    user_id: int
 
 
 def review(*, now=None, start_id=None, end_id=None):
@@ -562,61 +588,68 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
     ``only_up``: upgrades (and the end of a grace) only, as on confirmation.
     """
     by_pk = {tier.pk: tier for tier in tiers}
-    chosen = Member.objects.filter(pk__in=member_ids)
+    # Rows, not model instances: a review locks thousands of members at a time.
     locked = list(
-        chosen.select_for_update()
+        Member.objects.filter(pk__in=member_ids)
+        .select_for_update()
         .order_by("pk")
-        .only("pk", "user_id", "tier", "tier_protected_until", "tier_grace_until")
+        .values_list(
+            "pk", "user_id", "tier_id", "tier_protected_until", "tier_grace_until"
+        )
     )
     values = standing_values(Q(member_id__in=member_ids), now=now)
+    kind = TierChange.Kind.UPGRADE if only_up else TierChange.Kind.REVIEW
     result = ReviewResult()
-    changed, graced, cleared, member_changes = [], [], [], []
-    for member in locked:
-        member.tier = by_pk.get(member.tier_id)
-        value = values.get(member.pk, ZERO)
-        action, tier = decide(member, tier_for(value, tiers), now=now, grace=grace)
+    changes, moved, graced, cleared = [], [], [], []
+    for pk, user_id, tier_id, protected_until, grace_until in locked:
+        standing = _Standing(pk, by_pk.get(tier_id), protected_until, grace_until)
+        value = values.get(pk, ZERO)
+        action, tier = decide(standing, tier_for(value, tiers), now=now, grace=grace)
         if only_up and action not in ("up", "clear"):
             continue
         if action in ("up", "down"):
-            kind = TierChange.Kind.UPGRADE if only_up else TierChange.Kind.REVIEW
-            change = _change(member, tier, kind=kind, now=now, value=value)
-            changed.append(member)
-            member_changes.append((member, change))
+            changes.append(
+                TierChange(
+                    member_id=pk,
+                    from_tier_id=tier_id,
+                    to_tier=tier,
+                    kind=kind,
+                    qualifying_value=value,
+                    reason="",
+                    actor_id=SYSTEM.id,
+                    actor_name=SYSTEM.name,
+                    protected_until=protected_until,
+                    created_at=now,
+                )
+            )
+            moved.append(_Moved(pk, user_id))
             if action == "up":
                 result.upgraded += 1
             else:
                 result.downgraded += 1
         elif action == "grace":
-            member.tier_grace_until = now + grace
-            graced.append(member)
+            graced.append(pk)
             result.grace_started += 1
         elif action == "clear":
-            member.tier_grace_until = None
-            cleared.append(member)
+            cleared.append(pk)
         elif action == "protected":
             result.kept_protected += 1
     # One UPDATE per new tier, one for graces started, one for graces ended: every
     # change of a review shares its moment.
     by_target = {}
-    for member in changed:
-        by_target.setdefault(member.tier_id, []).append(member.pk)
+    for change in changes:
+        by_target.setdefault(change.to_tier_id, []).append(change.member_id)
     for tier_id, ids in by_target.items():
         Member.objects.filter(pk__in=ids).update(
             tier_id=tier_id, tier_since=now, tier_grace_until=None
         )
-    if changed:
-        TierChange.objects.bulk_create(
-            [change for _, change in member_changes], batch_size=1000
-        )
+    if changes:
+        TierChange.objects.bulk_create(changes, batch_size=LOCK_BATCH)
     if graced:
-        Member.objects.filter(pk__in=[member.pk for member in graced]).update(
-            tier_grace_until=now + grace
-        )
+        Member.objects.filter(pk__in=graced).update(tier_grace_until=now + grace)
     if cleared:
-        Member.objects.filter(pk__in=[member.pk for member in cleared]).update(
-            tier_grace_until=None
-        )
-    announce_changes(member_changes)
+        Member.objects.filter(pk__in=cleared).update(tier_grace_until=None)
+    announce_changes(changes, moved)
     return result
 
 
