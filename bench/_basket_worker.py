@@ -128,12 +128,67 @@ def main(argv=None):
                 timings[enabled].append(elapsed)
     on, off = statistics.median(timings[True]), statistics.median(timings[False])
     info(f"{args.label}: median {on:.1f} ms with the plugin, {off:.1f} ms without")
+    with_offer, without = oscar_offer_timings(client, args)
+    info(
+        f"{args.label}: plugin off, median {with_offer:.1f} ms with one plain Oscar "
+        f"offer, {without:.1f} ms without"
+    )
     emit(f"basket_render_ms_on_{args.label}", f"{on:.1f}")
     emit(f"basket_render_ms_off_{args.label}", f"{off:.1f}")
     emit(f"basket_queries_on_{args.label}", queries[True])
     emit(f"basket_queries_off_{args.label}", queries[False])
     emit(f"basket_loyalty_ratio_{args.label}", f"{on / off:.3f}")
+    emit(f"basket_oscar_offer_ratio_{args.label}", f"{with_offer / without:.3f}")
     return 0
+
+
+def plain_oscar_offer():
+    """A shop's own SITE offer, no plugin part in it: 5 % off everything."""
+    from oscar.core.loading import get_model
+
+    ConditionalOffer = get_model("offer", "ConditionalOffer")
+    Condition = get_model("offer", "Condition")
+    Benefit = get_model("offer", "Benefit")
+    Range = get_model("offer", "Range")
+
+    everything = Range.objects.create(
+        name="Everything (bench)", includes_all_products=True
+    )
+    return ConditionalOffer.objects.create(
+        name="Shop offer (bench)",
+        offer_type=ConditionalOffer.SITE,
+        status=ConditionalOffer.SUSPENDED,
+        condition=Condition.objects.create(
+            range=everything, type=Condition.COUNT, value=1
+        ),
+        benefit=Benefit.objects.create(
+            range=everything, type=Benefit.PERCENTAGE, value=5
+        ),
+    )
+
+
+def oscar_offer_timings(client, args):
+    """Median renders with the plugin off, with one plain Oscar offer open and
+    without it (alternating pairs): what a single offer of Oscar's own costs the
+    page, the floor under what the plugin's offers can cost."""
+    from bench.loyalty import plugin_disabled
+
+    offer = plain_oscar_offer()
+    timings = {True: [], False: []}
+    with plugin_disabled(templates=True):
+        for index in range(args.warmup + args.scale):
+            pair = (True, False) if index % 2 == 0 else (False, True)
+            for open_ in pair:
+                offer.unsuspend() if open_ else offer.suspend()
+                started = time.perf_counter()
+                page = render(client).content.decode()
+                elapsed = (time.perf_counter() - started) * 1000
+                if open_ and "Shop offer (bench)" not in page:
+                    raise RuntimeError("the plain Oscar offer does not apply")
+                if index >= args.warmup:
+                    timings[open_].append(elapsed)
+    offer.suspend()
+    return statistics.median(timings[True]), statistics.median(timings[False])
 
 
 def _nothing():

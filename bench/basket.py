@@ -7,7 +7,10 @@ Figures, per database (suffix ``_sqlite``, then ``_postgres``):
   history and two coupons, while a tier discount, tier free shipping and a
   member-day campaign are active; with the plugin on, and switched off;
 * ``basket_queries_on`` / ``basket_queries_off``: SQL queries of one such page;
-* ``basket_loyalty_ratio``: median render with the plugin on / off.
+* ``basket_loyalty_ratio``: median render with the plugin on / off;
+* ``basket_oscar_offer_ratio``: with the plugin off, median render with one plain
+  Oscar SITE offer (5 % off everything, nothing of the plugin in it) / without:
+  what a single offer of Oscar's own costs the page, measured in the same run.
 
 "Off" is the plugin taken out of a running shop
 (:func:`bench.loyalty.plugin_disabled` with ``templates=True``): its receivers
@@ -28,6 +31,7 @@ PER_DATABASE = (
     "basket_render_ms_off",
     "basket_queries_on",
     "basket_queries_off",
+    "basket_oscar_offer_ratio",
 )
 HEADLINE = ("basket_loyalty_ratio",)
 
