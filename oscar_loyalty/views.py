@@ -7,12 +7,10 @@ whatever the form says. Every view is for the signed-in shopper's own account.
 """
 
 import logging
-import secrets
 from datetime import date, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.core.validators import RegexValidator
 from django.db import transaction
 from django.db.models import Count, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
@@ -20,7 +18,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.dates import MONTHS
-from django.utils.formats import date_format, number_format
+from django.utils.formats import date_format
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
@@ -49,6 +47,7 @@ from .models import (
     Referral,
     Reward,
 )
+from .redeeming import new_token, redeem_posted
 from .redemption import (
     BasketTooSmall,
     BelowMinimumBalance,
@@ -59,7 +58,6 @@ from .redemption import (
     parse_points,
 )
 from .services import actions, referrals
-from .services import rewards as reward_service
 from .services.coupons import next_birthday
 from .services.holds import hold_points, release_basket_hold
 from .services.members import get_or_create_member
@@ -526,19 +524,6 @@ class RewardsView(TemplateView):
         return context
 
 
-class RedeemForm(forms.Form):
-    """The confirmation form: the reward, and the one-time token the page drew
-    (the redemption's idempotency key: a second submission is the same one)."""
-
-    reward = forms.IntegerField(min_value=1)
-    price = forms.IntegerField(min_value=1, required=False)
-    token = forms.CharField(
-        min_length=16,
-        max_length=64,
-        validators=[RegexValidator(r"^[A-Za-z0-9_-]+$")],
-    )
-
-
 class RewardRedeemView(TemplateView):
     """Confirm and redeem one reward.
 
@@ -550,8 +535,6 @@ class RewardRedeemView(TemplateView):
 
     template_name = "oscar_loyalty/reward_confirm.html"
     http_method_names = ["get", "post"]
-    #: ``secrets.token_urlsafe(24)``: 32 characters.
-    TOKEN_BYTES = 24
 
     def unavailable(self):
         messages.error(self.request, str(RewardUnavailable()))
@@ -576,48 +559,11 @@ class RewardRedeemView(TemplateView):
                 member=member,
                 offer=offer,
                 left=member.spendable - offer.reward.points_price,
-                token=secrets.token_urlsafe(self.TOKEN_BYTES),
+                token=new_token(),
             )
         )
 
     def post(self, request, *args, **kwargs):
-        form = RedeemForm(request.POST)
-        if not form.is_valid() or form.cleaned_data["reward"] != self.kwargs["pk"]:
-            messages.error(
-                request, _("This form has expired. Please choose the reward again.")
-            )
-            return HttpResponseRedirect(reverse("loyalty:rewards"))
-        reward = Reward.objects.filter(pk=self.kwargs["pk"]).first()
-        if reward is None:
-            return self.unavailable()
-        member = get_or_create_member(request.user)
-        # The key holds the member and the reward: a token can only ever replay
-        # this member's redemption of this reward.
-        token = f"{member.pk}:{reward.pk}:{form.cleaned_data['token']}"
-        try:
-            redemption = reward_service.redeem_reward(
-                member=member,
-                reward=reward,
-                token=token,
-                expected_price=form.cleaned_data.get("price"),
-            )
-        except LoyaltyError as exc:
-            messages.error(request, str(exc))
-            return HttpResponseRedirect(reverse("loyalty:rewards"))
-        coupon = redemption.coupon
-        if coupon is None:  # its voucher was deleted since (a replayed form)
-            messages.info(request, _("You have already redeemed this reward."))
-        else:
-            messages.success(
-                request,
-                _(
-                    "You spent %(points)s points on %(reward)s. Your coupon code "
-                    "is %(code)s."
-                )
-                % {
-                    "points": number_format(redemption.points, force_grouping=True),
-                    "reward": reward.name,
-                    "code": coupon.voucher.code,
-                },
-            )
-        return HttpResponseRedirect(reverse("loyalty:coupons"))
+        if redeem_posted(request, self.kwargs["pk"]):
+            return HttpResponseRedirect(reverse("loyalty:coupons"))
+        return HttpResponseRedirect(reverse("loyalty:rewards"))
