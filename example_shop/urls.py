@@ -8,6 +8,7 @@ from django.contrib import admin
 from django.urls import include, path
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 
 urlpatterns = [
@@ -15,6 +16,9 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("cms/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
+    # Wagtail's sitemap lists public pages only (PageQuerySet.public()).
+    path("sitemap.xml", sitemap),
+    path("club/", include("wagtail_members.urls")),
     # Oscar app configs' ``urls`` are (patterns, app_name, namespace) tuples:
     # they go straight to path(), not through include().
     path("shop/dashboard/loyalty/", apps.get_app_config("loyalty_dashboard").urls),

@@ -1446,6 +1446,7 @@ class ActionRule(models.Model):
         PROFILE = "profile", _("Completing the profile")
         REFERRER = "referrer", _("Referring a friend (on their first order)")
         REFERRED = "referred", _("Joining through a referral (on the first order)")
+        STORY = "story", _("A community story published after moderation")
 
     class Period(models.TextChoices):
         DAY = "day", _("per day")

@@ -516,3 +516,102 @@ def test_the_owner_runs_spend_and_save_and_a_shopper_gets_it_in_the_basket(
     expect(totals).to_contain_text("Spend 200, save 30")
     expect(totals).to_contain_text("210.00")
     page.screenshot(path=tmp_path / "basket-spend-save.png", full_page=True)
+
+
+def test_an_editor_publishes_a_gold_only_article_silver_cannot_reach_it_gold_can(
+    page, tmp_path
+):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+    from wagtail.models import GroupPagePermission
+
+    from oscar_loyalty.models import Member, Tier
+    from oscar_loyalty.services import tiers
+    from oscar_loyalty.services.members import get_or_create_member
+    from wagtail_members.models import CommunityIndexPage, MemberHomePage
+
+    home = home_page(title="Lotus & Co.")
+    members = home.add_child(
+        instance=MemberHomePage(title="Members' Club", slug="members")
+    )
+    community = members.add_child(
+        instance=CommunityIndexPage(title="Community", slug="community")
+    )
+    for code, rank, threshold in (("silver", 1, 1000), ("gold", 2, 4000)):
+        Tier.objects.create(
+            code=code, name=code.title(), rank=rank, threshold=threshold
+        )
+    editors = editors_group()
+    GroupPagePermission.objects.get_or_create(
+        group=editors,
+        page=community,
+        permission=Permission.objects.get(
+            content_type__app_label="wagtailcore", codename="publish_page"
+        ),
+    )
+    editor = UserFactory(username="editor")
+    editor.groups.add(editors)
+
+    def shopper_in(code):
+        user = UserFactory()
+        member = get_or_create_member(user)
+        Member.objects.filter(pk=member.pk).update(tier=Tier.objects.get(code=code))
+        member.refresh_from_db()
+        tiers.sync_member_groups([member])
+        return user
+
+    silver, gold = shopper_in("silver"), shopper_in("gold")
+
+    # The editor writes the article, publishes it and makes it private to Gold.
+    page.goto(reverse("wagtailadmin_login"))
+    page.fill("#id_username", editor.username)
+    page.fill("#id_password", PASSWORD)
+    page.locator("form button[type=submit]").click()
+    page.goto(
+        reverse(
+            "wagtailadmin_pages:add",
+            args=["wagtail_members", "articlepage", community.pk],
+        )
+    )
+    page.fill("#id_title", "Gold harvest notes")
+    page.fill("#id_summary", "Our buyers' notes on this year's first flush.")
+    page.get_by_role("button", name="More actions").click()
+    page.get_by_role("button", name="Publish").click()
+    expect(page.locator(".messages")).to_contain_text("published")
+    from wagtail_members.models import ArticlePage
+
+    article = ArticlePage.objects.get(title="Gold harvest notes")
+    page.goto(reverse("wagtailadmin_pages:edit", args=[article.pk]))
+    page.get_by_role("button", name="Toggle status").click()
+    page.get_by_role("button", name="Change privacy").click()
+    page.check("#id_restriction_type_3")  # "accessible to users in specific groups"
+    page.get_by_label("loyalty:gold").check()
+    page.locator("#set-privacy input[type=submit]").click()
+    expect(page.get_by_text("Not visible to the public")).to_be_visible()
+    page.screenshot(path=tmp_path / "privacy.png", full_page=True)
+    page.context.clear_cookies()
+
+    # Silver: not by URL, not in the community list, not in search.
+    sign_in(page, silver)
+    response = page.goto(article.url)
+    assert response.status == 403
+    expect(page.locator("#member-upgrade")).to_contain_text(
+        "is for Gold members and above"
+    )
+    page.goto(community.url)
+    expect(page.locator("#member-posts")).not_to_contain_text("Gold harvest notes")
+    page.goto(reverse("wagtail_members:search") + "?q=harvest")
+    expect(page.locator("#member-search-results")).not_to_contain_text(
+        "Gold harvest notes"
+    )
+    page.context.clear_cookies()
+
+    # Gold: by the list and the search, then the page itself.
+    sign_in(page, gold)
+    page.goto(reverse("wagtail_members:search") + "?q=harvest")
+    page.get_by_role("link", name="Gold harvest notes").click()
+    expect(page.locator("h1")).to_have_text("Gold harvest notes")
+    expect(page.locator(".member-post")).to_contain_text("For Gold members and above")
+    page.goto(community.url)
+    expect(page.locator("#member-posts")).to_contain_text("Gold harvest notes")
+    page.screenshot(path=tmp_path / "gold-article.png", full_page=True)

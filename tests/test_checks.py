@@ -250,6 +250,15 @@ def test_no_frontend_login_url_setting_warns_w004(settings):
     assert ids(members_checks.check_installation()) == ["wagtail_members.W004"]
 
 
+def test_a_login_url_that_is_the_join_view_reports_e006(settings):
+    settings.LOGIN_URL = "/club/join/"
+
+    messages = members_checks.check_installation()
+
+    assert ids(messages) == ["wagtail_members.E006"]
+    assert "go round in circles" in messages[0].msg
+
+
 def test_a_base_template_no_loader_finds_reports_e005(settings):
     settings.WAGTAIL_MEMBERS_BASE_TEMPLATE = "no/such/base.html"
 

@@ -265,7 +265,7 @@ def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(client):
     )
     assert running.count() == 2
     assert all(campaign.offer_id for campaign in Campaign.objects.all())
-    assert ActionRule.objects.count() == 7
+    assert ActionRule.objects.count() == 8
     held = dict(
         MemberCoupon.objects.values_list("member__user__username", "design__name")
     )
@@ -283,3 +283,49 @@ def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(client):
     page = client.get("/shop/basket/").content.decode()
     assert "Members&#x27; Day" in page or "Members' Day" in page
     assert "Gold member" in page
+
+
+def test_the_demo_publishes_the_benefit_and_reward_catalogues_with_a_gold_page(
+    client,
+):
+    from wagtail.models import PageViewRestriction
+
+    from wagtail_members.models import BenefitPage, RewardCataloguePage
+
+    load(quiet=True)
+
+    benefits = html_of(client.get("/members/benefits/"))
+    assert 'id="member-comparison"' in benefits
+    for title in ("Birthday treat", "Free shipping", "Spring tasting evenings"):
+        assert title in benefits
+    tasting = BenefitPage.objects.get(slug="spring-tasting")
+    restriction = PageViewRestriction.objects.get(page=tasting)
+    assert set(restriction.groups.values_list("name", flat=True)) == {
+        "loyalty:gold",
+        "loyalty:diamond",
+    }
+    rewards = RewardCataloguePage.objects.get()
+    assert rewards.live and rewards.get_parent().specific_class is MemberHomePage
+    assert "2,000 points" in html_of(client.get("/members/rewards/"))
+    # Mei (Gold) reads the tasting page; Wei (Silver) is told how to get there.
+    users = get_user_model().objects
+    client.force_login(users.get(username="mei"))
+    assert client.get("/members/benefits/spring-tasting/").status_code == 200
+    client.force_login(users.get(username="wei"))
+    refused = client.get("/members/benefits/spring-tasting/")
+    assert refused.status_code == 403
+    assert "For Gold members and above" in refused.content.decode()
+    # The community: Wei (Silver) sees the member posts, not the Gold evening.
+    community = html_of(client.get("/members/community/"))
+    assert "Members' day: the spring harvest" in community
+    assert "My first gaiwan" in community
+    assert "Gold evening" not in community
+    client.logout()
+    public = html_of(client.get("/members/community/"))
+    assert "Brewing oolong gongfu style" in public
+    assert "Members' day" not in public and "Gold evening" not in public
+
+
+def html_of(response):
+    assert response.status_code == 200, response
+    return response.content.decode().replace("&#x27;", "'")

@@ -11,4 +11,7 @@ class WagtailMembersConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            community,  # noqa: F401  (connects the story receivers)
+        )

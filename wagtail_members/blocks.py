@@ -45,6 +45,103 @@ class CallToActionBlock(blocks.StructBlock):
         }
 
 
+def _tier_choices():
+    from . import selectors
+
+    return selectors.tier_choices()
+
+
+def _optional_tier_choices():
+    return [("", _("Every member")), *_tier_choices()]
+
+
+class TierBadgeBlock(blocks.StructBlock):
+    """A tier's badge in its colours, with an optional line beside it ("Gold
+    members ship free")."""
+
+    tier = blocks.ChoiceBlock(label=_("Tier"), choices=_tier_choices)
+    text = blocks.CharBlock(label=_("Text"), required=False, max_length=160)
+
+    def get_context(self, value, parent_context=None):
+        from . import selectors
+
+        context = super().get_context(value, parent_context=parent_context)
+        context["tier"] = next(
+            (tier for tier in selectors.tiers() if tier.code == value.get("tier")),
+            None,
+        )
+        return context
+
+    class Meta:
+        icon = "pick"
+        label = _("Tier badge")
+        template = "wagtail_members/blocks/tier_badge.html"
+        description = _("A tier's badge in its colours, with a line of text.")
+        preview_value = {"tier": "gold", "text": "Gold members ship free."}
+
+
+class BenefitCardBlock(blocks.StructBlock):
+    """One benefit in a card: what it is, who gets it, where to read more."""
+
+    title = blocks.CharBlock(label=_("Title"), max_length=120)
+    text = blocks.TextBlock(label=_("Text"), required=False, max_length=400)
+    minimum_tier = blocks.ChoiceBlock(
+        label=_("For members from"),
+        choices=_optional_tier_choices,
+        required=False,
+        help_text=_("Higher tiers get it too."),
+    )
+    page = blocks.PageChooserBlock(label=_("Read more on"), required=False)
+
+    def get_context(self, value, parent_context=None):
+        from . import selectors
+
+        context = super().get_context(value, parent_context=parent_context)
+        context["tiers"] = selectors.tiers_from(value.get("minimum_tier") or "")
+        return context
+
+    class Meta:
+        icon = "tick-inverse"
+        label = _("Benefit card")
+        template = "wagtail_members/blocks/benefit_card.html"
+        description = _("One benefit, the tiers that get it and a link.")
+        preview_value = {
+            "title": "Free shipping",
+            "text": "Every order ships free, whatever its size.",
+            "minimum_tier": "gold",
+        }
+
+
+class RewardTeaserBlock(blocks.StructBlock):
+    """The first few rewards of the catalogue, with their prices in points."""
+
+    title = blocks.CharBlock(label=_("Title"), max_length=120)
+    count = blocks.IntegerBlock(
+        label=_("Rewards shown"), min_value=1, max_value=12, default=3
+    )
+    page = blocks.PageChooserBlock(
+        label=_("Reward catalogue"),
+        required=False,
+        page_type="wagtail_members.RewardCataloguePage",
+    )
+
+    def get_context(self, value, parent_context=None):
+        from . import selectors
+
+        context = super().get_context(value, parent_context=parent_context)
+        request = (parent_context or {}).get("request")
+        user = getattr(request, "user", None)
+        context["offers"] = selectors.reward_offers(user)[: value.get("count") or 3]
+        return context
+
+    class Meta:
+        icon = "gift"
+        label = _("Reward teaser")
+        template = "wagtail_members/blocks/reward_teaser.html"
+        description = _("The first rewards of the catalogue and their prices.")
+        preview_value = {"title": "Spend your points", "count": 3}
+
+
 class MemberBodyBlock(blocks.StreamBlock):
     heading = blocks.CharBlock(
         label=_("Heading"),
@@ -60,3 +157,6 @@ class MemberBodyBlock(blocks.StreamBlock):
         preview_value="<p>Members earn one point for every yuan they spend.</p>",
     )
     call_to_action = CallToActionBlock()
+    tier_badge = TierBadgeBlock()
+    benefit_card = BenefitCardBlock()
+    reward_teaser = RewardTeaserBlock()

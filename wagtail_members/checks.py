@@ -58,9 +58,19 @@ def check_installation(app_configs=None, **kwargs):
             Warning(
                 "WAGTAIL_FRONTEND_LOGIN_URL is not set, so members who open a private "
                 "page are sent to Wagtail's own login instead of the shop's.",
-                hint="Set WAGTAIL_FRONTEND_LOGIN_URL = "
-                "reverse_lazy('customer:login') (or your login URL).",
+                hint="Include wagtail_members.urls and set WAGTAIL_FRONTEND_LOGIN_URL "
+                "= reverse_lazy('wagtail_members:join').",
                 id="wagtail_members.W004",
+            )
+        )
+    if _login_url_is_the_join_view():
+        errors.append(
+            Error(
+                "LOGIN_URL points at wagtail_members' join view, which sends visitors "
+                "to LOGIN_URL: they would go round in circles.",
+                hint="Set LOGIN_URL to the shop's login (Oscar's customer:login) and "
+                "WAGTAIL_FRONTEND_LOGIN_URL to wagtail_members:join.",
+                id="wagtail_members.E006",
             )
         )
     base = get_setting("BASE_TEMPLATE")
@@ -76,3 +86,14 @@ def check_installation(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+def _login_url_is_the_join_view():
+    from django.shortcuts import resolve_url
+    from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+
+    try:
+        login = resolve(resolve_url(settings.LOGIN_URL).split("?", 1)[0])
+        return login.func == resolve(reverse("wagtail_members:join")).func
+    except (NoReverseMatch, Resolver404):
+        return False

@@ -7,13 +7,26 @@ page, then adds the "Members' Club" ``MemberHomePage`` at /members/. Pages that
 exist are found again by type and slug and left as editors made them.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.contrib.sites.models import Site as DjangoSite
-from wagtail.models import Page, Site
+from django.utils import timezone
+from wagtail.models import Page, PageViewRestriction, Site
 from wagtail.rich_text import RichText
 
 from example_shop.models import HomePage
-from wagtail_members.models import MemberHomePage
+from oscar_loyalty.models import Tier
+from wagtail_members.models import (
+    ArticlePage,
+    BenefitCataloguePage,
+    BenefitPage,
+    CommunityIndexPage,
+    EventPage,
+    MemberHomePage,
+    RewardCataloguePage,
+    StoryPage,
+)
 
 SITE_NAME = "Lotus & Co."
 HOSTNAME = "127.0.0.1"
@@ -86,7 +99,7 @@ MEMBERS_BODY = [
             "<p>Your tier follows what you have spent with us:</p>"
             "<ul><li><b>Regular</b>: from your first order</li>"
             "<li><b>Silver</b>: from ¥1,000 spent</li>"
-            "<li><b>Gold</b>: from ¥5,000 spent</li>"
+            "<li><b>Gold</b>: from ¥4,000 spent</li>"
             "<li><b>Diamond</b>: from ¥10,000 spent</li></ul>"
             "<p>Each tier keeps every benefit of the tiers below it and adds its "
             "own. You move up as soon as you cross a threshold.</p>"
@@ -156,6 +169,9 @@ def load_pages(report):
     else:
         report.reused("pages", f"{members.title} (slug {members.slug!r})")
 
+    _load_catalogues(report, members)
+    _load_community(report, members)
+
     if home_is_new:
         # The body links to the members page, so it is written once that exists.
         home.body = home_body(members)
@@ -168,6 +184,191 @@ def load_pages(report):
     _load_django_site(report)
     report.finish_section()
     return home, members
+
+
+BENEFITS_INTRO = (
+    "<p>What each tier gets, side by side. The table follows the programme as it "
+    "is today; every tier keeps the benefits of the tiers below it.</p>"
+)
+#: slug, title, summary, minimum tier ("" for every member), body paragraph.
+BENEFIT_PAGES = (
+    (
+        "birthday-treat",
+        "Birthday treat",
+        "A ¥20 coupon in the week of your birthday, every year.",
+        "",
+        "<p>Tell us your birthday on the Loyalty tab of your account and a coupon "
+        "arrives a few days before it, valid for a month.</p>",
+    ),
+    (
+        "free-shipping",
+        "Free shipping",
+        "Every order ships free, whatever its size.",
+        "gold",
+        "<p>From Gold on, standard delivery is on us on every order.</p>",
+    ),
+    (
+        "spring-tasting",
+        "Spring tasting evenings",
+        "Taste this year's first-flush teas with our buyers, in Hangzhou.",
+        "gold",
+        "<p>Each April our buyers bring the new Long Jing and Huangshan Mao Feng "
+        "back from the hills. Gold and Diamond members are invited to taste them "
+        "with us before they reach the shop: write to us for a seat.</p>",
+    ),
+)
+#: The benefit pages only the tiers they are for may open (Wagtail privacy on
+#: those tiers' groups).
+GATED = {"spring-tasting": "gold"}
+REWARDS_INTRO = (
+    "<p>Spend your points on coupons for the shop. A reward is yours as soon as "
+    "you redeem it: find its code under My coupons.</p>"
+)
+
+
+def _child(parent, page_class, slug):
+    return parent.get_children().filter(slug=slug).type(page_class).specific().first()
+
+
+def _load_catalogues(report, members):
+    """The benefit catalogue with its benefit pages (one for Gold and above only)
+    and the reward catalogue, under the members page."""
+    benefits = _child(members, BenefitCataloguePage, "benefits")
+    if benefits is None:
+        benefits = members.add_child(
+            instance=BenefitCataloguePage(
+                title="Tier benefits", slug="benefits", intro=BENEFITS_INTRO
+            )
+        )
+        benefits.save_revision().publish()
+        report.created("pages", f"{benefits.title} (slug 'benefits')")
+    else:
+        report.reused("pages", f"{benefits.title} (slug 'benefits')")
+    for slug, title, summary, minimum_tier, paragraph in BENEFIT_PAGES:
+        if _child(benefits, BenefitPage, slug) is not None:
+            report.reused("pages", title)
+            continue
+        page = benefits.add_child(
+            instance=BenefitPage(
+                title=title,
+                slug=slug,
+                summary=summary,
+                minimum_tier=minimum_tier,
+                body=[("paragraph", RichText(paragraph))],
+            )
+        )
+        page.save_revision().publish()
+        if slug in GATED:
+            _restrict_to_tier(page, GATED[slug])
+        report.created("pages", title)
+    rewards = _child(members, RewardCataloguePage, "rewards")
+    if rewards is None:
+        rewards = members.add_child(
+            instance=RewardCataloguePage(
+                title="Rewards", slug="rewards", intro=REWARDS_INTRO
+            )
+        )
+        rewards.save_revision().publish()
+        report.created("pages", f"{rewards.title} (slug 'rewards')")
+    else:
+        report.reused("pages", f"{rewards.title} (slug 'rewards')")
+    return benefits, rewards
+
+
+COMMUNITY_INTRO = (
+    "<p>Tea notes from our buyers, member days and stories from members. Some "
+    "posts are for members only, some for the higher tiers.</p>"
+)
+
+
+def _community_posts(now):
+    """(class, slug, fields, audience): audience None (everyone), "members" or a
+    tier code (that tier and those above)."""
+    return (
+        (ArticlePage, "brewing-oolong-gongfu-style", {
+            "title": "Brewing oolong gongfu style",
+            "summary": "Small pot, short steeps, many infusions: how our buyers "
+            "brew Tieguanyin.",
+            "body": [("paragraph", RichText(
+                "<p>Warm the pot, rinse the leaves once, then steep for ten "
+                "seconds and add five seconds each time. A good Tieguanyin gives "
+                "six or seven infusions.</p>"))],
+        }, None),
+        (EventPage, "members-day-spring", {
+            "title": "Members' day: the spring harvest",
+            "summary": "Taste the first Long Jing of the year in our Hangzhou shop.",
+            "starts_at": now + timedelta(days=21),
+            "ends_at": now + timedelta(days=21, hours=3),
+            "place": "Lotus & Co., 18 Hefang Street, Hangzhou",
+            "body": [("paragraph", RichText(
+                "<p>Every member is welcome: bring a friend.</p>"))],
+        }, "members"),
+        (EventPage, "gold-tasting-wuyi", {
+            "title": "Gold evening: Wuyi rock teas",
+            "summary": "A guided tasting of five yancha with the farmer who made "
+            "them.",
+            "starts_at": now + timedelta(days=35),
+            "place": "Lotus & Co. tasting room, Hangzhou",
+            "body": [("paragraph", RichText(
+                "<p>Twelve seats, for Gold and Diamond members.</p>"))],
+        }, "gold"),
+        (StoryPage, "my-first-gaiwan", {
+            "title": "My first gaiwan",
+            "summary": "How a white porcelain gaiwan changed my morning tea.",
+            "author_name": "Mei",
+            "body": [("paragraph", RichText(
+                "<p>I used to brew in a mug. The gaiwan taught me to look at the "
+                "leaves.</p>"))],
+        }, "members"),
+    )  # fmt: skip
+
+
+def _load_community(report, members):
+    """The community index with an article for everyone, a member day, a Gold
+    evening and a member's story. Stories members send wait in Wagtail's default
+    moderation workflow (the "Moderators" group) until an editor approves them."""
+    index = _child(members, CommunityIndexPage, "community")
+    if index is None:
+        index = members.add_child(
+            instance=CommunityIndexPage(
+                title="Community",
+                slug="community",
+                intro=COMMUNITY_INTRO,
+                show_in_menus=True,
+            )
+        )
+        index.save_revision().publish()
+        report.created("pages", f"{index.title} (slug 'community')")
+    else:
+        report.reused("pages", f"{index.title} (slug 'community')")
+    for page_class, slug, fields, audience in _community_posts(timezone.now()):
+        if _child(index, page_class, slug) is not None:
+            report.reused("pages", fields["title"])
+            continue
+        page = index.add_child(instance=page_class(slug=slug, **fields))
+        page.save_revision().publish()
+        if audience == "members":
+            PageViewRestriction.objects.create(
+                page=page, restriction_type=PageViewRestriction.LOGIN
+            )
+        elif audience:
+            _restrict_to_tier(page, audience)
+        report.created("pages", fields["title"])
+
+
+def _restrict_to_tier(page, code):
+    """Privacy as an editor sets it: the groups of ``code``'s tier and those
+    above it."""
+    tier = Tier.objects.get(code=code)
+    groups = [
+        higher.group
+        for higher in Tier.objects.filter(rank__gte=tier.rank).select_related("group")
+        if higher.group_id
+    ]
+    restriction = PageViewRestriction.objects.create(
+        page=page, restriction_type=PageViewRestriction.GROUPS
+    )
+    restriction.groups.set(groups)
 
 
 def _load_wagtail_site(report, home):

@@ -71,6 +71,7 @@ ACTIONS = (
     (ActionRule.Action.PROFILE, 100, 1, ActionRule.Period.EVER),
     (ActionRule.Action.REFERRER, 500, 10, ActionRule.Period.YEAR),
     (ActionRule.Action.REFERRED, 200, 1, ActionRule.Period.EVER),
+    (ActionRule.Action.STORY, 100, 2, ActionRule.Period.MONTH),
 )
 
 

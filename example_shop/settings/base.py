@@ -51,12 +51,14 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "django.contrib.sites",
+    "django.contrib.sitemaps",
     "django.contrib.flatpages",
     # Wagtail
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
     "wagtail.contrib.settings",
     "wagtail.contrib.routable_page",
+    "wagtail.contrib.sitemaps",
     "wagtail.embeds",
     "wagtail.sites",
     "wagtail.users",
@@ -169,10 +171,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
-# Members sign in through Oscar's login; Wagtail's private pages send them there too.
+# Members sign in through Oscar's login. Wagtail sends whoever fails a private
+# page's or document's restriction to WAGTAIL_FRONTEND_LOGIN_URL, signed in or not:
+# wagtail_members' join view shows visitors Oscar's login form and signed-in members
+# of a lower tier a "for Gold members and above" page (403), never a redirect loop.
 LOGIN_URL = reverse_lazy("customer:login")
 LOGIN_REDIRECT_URL = "/"
-WAGTAIL_FRONTEND_LOGIN_URL = LOGIN_URL
+WAGTAIL_FRONTEND_LOGIN_URL = reverse_lazy("wagtail_members:join")
 
 # Internationalisation: English and Simplified Chinese, switched from the site header.
 LANGUAGE_CODE = os.environ.get("DJANGO_LANGUAGE_CODE", "en")

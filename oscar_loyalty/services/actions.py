@@ -49,6 +49,7 @@ BIRTHDAY_CHUNK = 1000
 PHONE_FIELDS = ("phone_number", "phone")
 
 REVIEW_REVERSED = _("Review withdrawn")
+STORY_REVERSED = _("Story withdrawn")
 
 
 def shop_text(message):
@@ -225,6 +226,37 @@ def reverse_review(review_id, *, now=None):
     if award is None or award.reversed_at is not None:
         return award
     return reverse_award(award, reason=REVIEW_REVERSED, now=now)
+
+
+# Community stories (published in Wagtail after moderation) --------------------
+
+
+def story_key(story_id):
+    return f"story:{story_id}"
+
+
+def reward_story(*, user_id, story_id, now=None):
+    """Points for a member's story or suggestion once editors published it; None
+    for a story sent by no member. Once per story, however often it is
+    published again."""
+    if user_id is None:
+        return None
+    key = story_key(story_id)
+    existing = ActionAward.objects.filter(key=key).first()
+    if existing is not None:
+        return existing
+    member = Member.objects.filter(user_id=user_id).first()
+    if member is None:
+        return None
+    return reward_action(member, Action.STORY, key=key, object_id=story_id, now=now)
+
+
+def reverse_story(story_id, *, now=None):
+    """Take back the points of a published story that was deleted; idempotent."""
+    award = ActionAward.objects.filter(key=story_key(story_id)).first()
+    if award is None or award.reversed_at is not None:
+        return award
+    return reverse_award(award, reason=STORY_REVERSED, now=now)
 
 
 # Sign-up and profile ------------------------------------------------------------
