@@ -529,6 +529,16 @@ def gold_page(benefits, programme):
     return page
 
 
+def test_the_catalogue_lists_a_gated_benefit_only_to_those_who_may_open_it(
+    client, gold_page, programme
+):
+    assert "Tasting events" not in html_of(client.get("/members/benefits/"))
+    silver = signed_in(member_in(programme["silver"]))
+    assert "Tasting events" not in html_of(silver.get("/members/benefits/"))
+    gold = signed_in(member_in(programme["gold"]))
+    assert "Tasting events" in html_of(gold.get("/members/benefits/"))
+
+
 def test_a_silver_member_gets_a_friendly_403_with_the_way_to_gold(gold_page, programme):
     member = member_in(programme["silver"], points=0)
 
@@ -540,6 +550,7 @@ def test_a_silver_member_gets_a_friendly_403_with_the_way_to_gold(gold_page, pro
     assert re.search(r"Spend (CN)?¥4,?000\.00 more to reach Gold\.", html)
     assert 'href="/members/benefits/"' in html
     assert "Taste the new harvest" not in html
+    assert "Tasting events" not in html  # not even the title
     assert response["Cache-Control"] == "no-store"
 
 

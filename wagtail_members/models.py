@@ -192,18 +192,19 @@ class BenefitCataloguePageMixin(MemberPageMixin):
     class Meta:
         abstract = True
 
-    def benefit_pages(self):
-        return [
-            page
-            for page in self.get_children().live().specific()
-            if isinstance(page, BenefitPageMixin)
-        ]
+    def benefit_pages(self, request):
+        """The live benefit pages below, those ``request`` may open only (a page
+        gated to Gold is no row for a Silver member or a visitor)."""
+        from .visibility import viewable
+
+        pages = viewable(self.get_children().live(), request).order_by("path")
+        return [page for page in pages.specific() if isinstance(page, BenefitPageMixin)]
 
     def get_context(self, request, *args, **kwargs):
         context = super().get_context(request, *args, **kwargs)
         tiers = selectors.tiers()
         context["tiers"] = tiers
-        context["rows"] = comparison_rows(tiers, self.benefit_pages())
+        context["rows"] = comparison_rows(tiers, self.benefit_pages(request))
         context["basis"] = selectors.tier_basis()
         context["summary"] = selectors.member_summary(request.user)
         return context
