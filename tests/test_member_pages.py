@@ -232,6 +232,83 @@ class TestMemberPageTypes(WagtailPageTestCase):
         )
         assert BenefitPage.objects.get(slug="tasting").minimum_tier == "gold"
 
+    def test_editors_create_every_member_page_type_in_the_admin(self):
+        from wagtail.test.utils.form_data import (
+            nested_form_data,
+            rich_text,
+            streamfield,
+        )
+
+        from wagtail_members.models import (
+            ArticlePage,
+            CommunityIndexPage,
+            EventPage,
+            StoryPage,
+        )
+
+        home = make_home_page()
+        members = make_member_home_page(home)
+        self.login()
+        self.assertCanCreate(
+            members,
+            BenefitCataloguePage,
+            nested_form_data(
+                {"title": "Benefits", "slug": "benefits", "body": streamfield([])}
+            ),
+        )
+        self.assertCanCreate(
+            members,
+            RewardCataloguePage,
+            nested_form_data(
+                {"title": "Rewards", "slug": "rewards", "body": streamfield([])}
+            ),
+        )
+        self.assertCanCreate(
+            members,
+            CommunityIndexPage,
+            nested_form_data(
+                {"title": "Community", "slug": "community", "intro": rich_text("")}
+            ),
+        )
+        community = CommunityIndexPage.objects.get()
+        for page_class, extra in (
+            (ArticlePage, {}),
+            (EventPage, {"starts_at": "2027-04-01 18:00", "place": "Hangzhou"}),
+            (StoryPage, {"author_name": "Mei"}),
+        ):
+            slug = page_class.__name__.lower()
+            self.assertCanCreate(
+                community,
+                page_class,
+                nested_form_data(
+                    {
+                        "title": slug,
+                        "slug": slug,
+                        "summary": "",
+                        "body": streamfield([]),
+                        **extra,
+                    }
+                ),
+            )
+        assert EventPage.objects.get().place == "Hangzhou"
+        assert StoryPage.objects.get().submitted_by is None  # not an editor's field
+
+    def test_community_posts_live_in_the_community_index_only(self):
+        from wagtail_members.models import (
+            ArticlePage,
+            CommunityIndexPage,
+            EventPage,
+            StoryPage,
+        )
+
+        self.assertAllowedSubpageTypes(
+            CommunityIndexPage, {ArticlePage, EventPage, StoryPage}
+        )
+        for post in (ArticlePage, EventPage, StoryPage):
+            self.assertAllowedParentPageTypes(post, {CommunityIndexPage})
+            self.assertAllowedSubpageTypes(post, set())
+        self.assertAllowedParentPageTypes(CommunityIndexPage, {MemberHomePage})
+
     def test_the_reward_catalogue_routes_its_redeem_step(self):
         home = make_home_page()
         page = make_member_home_page(home).add_child(
@@ -889,7 +966,9 @@ def test_a_moderator_approves_the_story_and_its_author_earns_the_reward(
     from wagtail_members.community import submit_story
 
     member = member_in(programme["silver"])
-    story = submit_story(member.user, title="Cold brew", text=STORY["text"])
+    story = submit_story(
+        member.user, index=community, title="Cold brew", text=STORY["text"]
+    )
     task_state = story.current_workflow_task_state
 
     with django_capture_on_commit_callbacks(execute=True):
@@ -914,7 +993,9 @@ def test_a_deleted_published_story_takes_its_points_back(
     from wagtail_members.community import submit_story
 
     member = member_in(programme["silver"])
-    story = submit_story(member.user, title="Cold brew", text=STORY["text"])
+    story = submit_story(
+        member.user, index=community, title="Cold brew", text=STORY["text"]
+    )
     with django_capture_on_commit_callbacks(execute=True):
         story.save_revision().publish()
     with django_capture_on_commit_callbacks(execute=True):
@@ -957,3 +1038,164 @@ def test_visitors_are_asked_to_sign_in_before_sharing(client, community):
 
     assert response.status_code == 302
     assert response["Location"].startswith("/shop/accounts/login/")
+
+
+# Every audience for every reader -----------------------------------------------------
+
+READERS = ("visitor", "no tier", "regular", "silver", "gold", "diamond")
+#: audience -> the readers who may open the page
+AUDIENCES = {
+    "public": set(READERS),
+    "members": {"no tier", "regular", "silver", "gold", "diamond"},
+    "silver": {"silver", "gold", "diamond"},
+    "gold": {"gold", "diamond"},
+    "diamond": {"diamond"},
+}
+
+
+def restrict(page, audience, programme):
+    if audience == "public":
+        return
+    if audience == "members":
+        PageViewRestriction.objects.create(
+            page=page, restriction_type=PageViewRestriction.LOGIN
+        )
+        return
+    lowest = programme[audience]
+    restriction = PageViewRestriction.objects.create(
+        page=page, restriction_type=PageViewRestriction.GROUPS
+    )
+    restriction.groups.set(
+        Group.objects.filter(
+            name__in=[t.group_name for t in programme.values() if t.rank >= lowest.rank]
+        )
+    )
+
+
+def reader_client(reader, programme):
+    if reader == "visitor":
+        return Client()
+    tier = None if reader == "no tier" else programme[reader]
+    return signed_in(member_in(tier))
+
+
+@pytest.mark.parametrize("audience", list(AUDIENCES))
+@pytest.mark.parametrize("reader", READERS)
+def test_every_audience_serves_every_reader_as_it_should(
+    community, programme, audience, reader
+):
+    from wagtail_members.models import ArticlePage
+
+    page = community.add_child(
+        instance=ArticlePage(
+            title="Audience check", slug="audience-check", summary="Secret words."
+        )
+    )
+    restrict(page, audience, programme)
+    client = reader_client(reader, programme)
+
+    response = client.get("/members/community/audience-check/")
+    listing = html_of(client.get("/members/community/"))
+    found = html_of(client.get("/club/search/?q=Audience"))
+
+    if reader in AUDIENCES[audience]:
+        assert response.status_code == 200
+        assert "Secret words." in response.content.decode()
+        assert "Audience check" in listing and "Audience check" in found
+        return
+    assert "Audience check" not in listing and "Audience check" not in found
+    assert "Secret words." not in response.content.decode()
+    if reader == "visitor":
+        assert response.status_code == 302
+        followed = client.get(response["Location"], follow=True)
+        assert followed.status_code == 200  # the login form, no loop
+        assert 'name="login_submit"' in followed.content.decode()
+    else:
+        assert response.status_code == 403
+
+
+# Found in review --------------------------------------------------------------------
+
+
+def test_a_gated_community_does_not_name_itself_in_the_feed(
+    client, community, programme
+):
+    community.title = "Secret Gold Club"
+    community.save_revision().publish()
+    gold_only(community, programme)
+
+    xml = client.get("/club/feed/").content.decode()
+
+    assert "Secret Gold Club" not in xml
+    assert "<item>" not in xml
+
+
+@pytest.mark.parametrize("query", ['"', 'tea "oolong', "\x00", "a\x00b"])
+def test_odd_search_words_are_answered_not_errors(client, community, query):
+    response = client.get("/club/search/", {"q": query})
+
+    assert response.status_code == 200
+
+
+def test_a_reward_id_past_the_databases_integers_is_a_message(rewards_page, programme):
+    client = signed_in(member_in(programme["silver"], points=100))
+
+    response = client.get("/members/rewards/redeem/99999999999999999999999/")
+
+    assert response.status_code == 302
+    assert response["Location"] == "/members/rewards/"
+
+
+def test_rejected_stories_no_longer_wait(community, moderated, programme):
+    from wagtail_members.community import submit_story, waiting_count
+
+    member = member_in(programme["silver"])
+    for number in range(3):
+        story = submit_story(
+            member.user, index=community, title=f"Story {number}", text=STORY["text"]
+        )
+        task_state = story.current_workflow_task_state
+        task_state.task.specific.on_action(task_state.specific, moderated, "reject")
+
+    assert waiting_count(member.user) == 0
+    response = signed_in(member).post("/club/share/", STORY)
+    assert response.status_code == 302
+
+
+def test_a_copy_or_an_alias_of_a_story_earns_nobody_more(
+    community, moderated, programme, story_rule, django_capture_on_commit_callbacks
+):
+    from oscar_loyalty.models import ActionAward
+    from wagtail_members.community import submit_story
+
+    member = member_in(programme["silver"])
+    story = submit_story(
+        member.user, index=community, title="Cold brew", text=STORY["text"]
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        story.save_revision().publish()
+    with django_capture_on_commit_callbacks(execute=True):
+        copy = story.copy(update_attrs={"slug": "cold-brew-copy"}, keep_live=True)
+        alias = story.create_alias(update_slug="cold-brew-alias")
+        story.save_revision().publish()
+
+    assert copy.specific.submitted_by is None
+    assert alias.specific.alias_of_id == story.pk
+    assert ActionAward.objects.filter(member=member).count() == 1
+
+
+def test_the_benefit_catalogue_reads_as_much_for_ten_benefits_as_for_two(
+    client, benefits, django_assert_max_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as few:
+        client.get("/members/benefits/")
+    for number in range(8):
+        benefits.add_child(
+            instance=BenefitPage(title=f"Perk {number}", slug=f"perk-{number}")
+        )
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        html = html_of(client.get("/members/benefits/"))
+    assert "Perk 7" in html

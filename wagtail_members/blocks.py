@@ -66,8 +66,13 @@ class TierBadgeBlock(blocks.StructBlock):
         from . import selectors
 
         context = super().get_context(value, parent_context=parent_context)
+        request = (parent_context or {}).get("request")
         context["tier"] = next(
-            (tier for tier in selectors.tiers() if tier.code == value.get("tier")),
+            (
+                tier
+                for tier in selectors.request_tiers(request)
+                if tier.code == value.get("tier")
+            ),
             None,
         )
         return context
@@ -97,7 +102,10 @@ class BenefitCardBlock(blocks.StructBlock):
         from . import selectors
 
         context = super().get_context(value, parent_context=parent_context)
-        context["tiers"] = selectors.tiers_from(value.get("minimum_tier") or "")
+        request = (parent_context or {}).get("request")
+        context["tiers"] = selectors.tiers_from(
+            value.get("minimum_tier") or "", selectors.request_tiers(request)
+        )
         return context
 
     class Meta:

@@ -66,7 +66,27 @@ class NoCommunity(Exception):
 
 
 def waiting_count(user):
-    return StoryPage.objects.filter(submitted_by=user, live=False).count()
+    """The member's stories still being moderated (a rejected or withdrawn one no
+    longer waits)."""
+    from wagtail.models import Page, WorkflowState
+
+    drafts = StoryPage.objects.filter(submitted_by=user, live=False).values("pk")
+    return (
+        Page.objects.filter(
+            pk__in=drafts,
+            _workflow_states__status=WorkflowState.STATUS_IN_PROGRESS,
+        )
+        .distinct()
+        .count()
+    )
+
+
+def community_for(request):
+    """The community index the reader may open (None when there is none)."""
+    from .visibility import viewable
+
+    indexes = viewable(CommunityIndexPage.objects.live(), request)
+    return indexes.order_by("path").first()
 
 
 def body_of(text):
@@ -81,10 +101,9 @@ def body_of(text):
 
 
 @transaction.atomic
-def submit_story(user, *, title, text, name=""):
-    """Save the member's story as a draft under the community index and start its
-    moderation workflow. Returns the draft page."""
-    index = CommunityIndexPage.objects.live().order_by("path").first()
+def submit_story(user, *, index, title, text, name=""):
+    """Save the member's story as a draft under the community ``index`` and
+    start its moderation workflow. Returns the draft page."""
     if index is None:
         raise NoCommunity()
     if waiting_count(user) >= MAX_WAITING:
@@ -116,6 +135,8 @@ def submit_story(user, *, title, text, name=""):
 @receiver(page_published, dispatch_uid="wagtail_members.story_published")
 def reward_published_story(sender, instance, **kwargs):
     if not isinstance(instance, StoryPage) or instance.submitted_by_id is None:
+        return
+    if instance.alias_of_id is not None:  # the original earned it already
         return
     from oscar_loyalty.services import actions
 

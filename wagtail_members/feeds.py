@@ -16,7 +16,8 @@ class CommunityFeed(Feed):
 
     def get_object(self, request, *args, **kwargs):
         self.request = request
-        return CommunityIndexPage.objects.live().order_by("path").first()
+        indexes = viewable(CommunityIndexPage.objects.live(), request)
+        return indexes.order_by("path").first()
 
     def link(self, index):
         return index.get_url(self.request) if index else "/"

@@ -230,7 +230,9 @@ def comparison_rows(tiers, benefit_pages):
         ]),
     ]  # fmt: skip
     for page in benefit_pages:
-        included = {tier.code for tier in selectors.tiers_from(page.minimum_tier)}
+        included = {
+            tier.code for tier in selectors.tiers_from(page.minimum_tier, tiers)
+        }
         rows.append(
             (page.title, page, ["" if t.code in included else None for t in tiers])
         )
@@ -456,6 +458,9 @@ class StoryPageMixin(CommunityPostMixin):
         related_name="+",
         editable=False,
     )
+
+    #: A copy an editor makes is theirs, not the member's: it earns nobody points.
+    exclude_fields_in_copy = ["submitted_by"]
 
     content_panels = [
         *Page.content_panels,

@@ -96,17 +96,27 @@ def tiers():
     ]
 
 
-def tiers_from(code):
+def tiers_from(code, every=None):
     """The tiers at or above the tier ``code``: who gets a benefit meant for
     members from that tier on. Every tier for ""; none for a code no tier has
-    (a tier the owner removed since)."""
-    every = tiers()
+    (a tier the owner removed since). ``every``: :func:`tiers`, if read already."""
+    every = tiers() if every is None else every
     if not code:
         return every
     start = next((tier.rank for tier in every if tier.code == code), None)
     if start is None:
         return []
     return [tier for tier in every if tier.rank >= start]
+
+
+def request_tiers(request):
+    """:func:`tiers`, read once per request (blocks on one page share them)."""
+    if request is None:
+        return tiers()
+    cached = getattr(request, "_wagtail_members_tiers", None)
+    if cached is None:
+        cached = request._wagtail_members_tiers = tiers()
+    return cached
 
 
 def tier_choices():
@@ -215,11 +225,11 @@ def member_summary(user, *, now=None):
     return summary
 
 
-def reward_offers(user, *, now=None, reward_ids=None):
+def reward_offers(user, *, now=None, reward_id=None):
     """The rewards available now, as ``user`` sees them (price, stock, whether
     they can redeem it and if not why): ``oscar_loyalty.summaries.RewardOffer``.
-    Visitors see the catalogue as a member without points. ``reward_ids``
-    narrows it down (the confirmation step of one reward)."""
+    Visitors see the catalogue as a member without points. ``reward_id``
+    narrows it down to one (the confirmation step)."""
     from oscar_loyalty.models import Member, Reward
 
     now = now or timezone.now()
@@ -228,9 +238,10 @@ def reward_offers(user, *, now=None, reward_ids=None):
     else:
         member = Member()
     rewards = None
-    if reward_ids is not None:
+    if reward_id is not None:
+        # An exact lookup: an id past the database's integers finds nothing.
         rewards = Reward.objects.filter(
-            pk__in=reward_ids, is_active=True, design__is_active=True
+            pk=reward_id, is_active=True, design__is_active=True
         )
     return summaries.reward_offers(member, now, rewards)
 

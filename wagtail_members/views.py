@@ -51,7 +51,7 @@ def redeem_reward(request, page, reward_id):
         return HttpResponseRedirect(catalogue)
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "POST"])
-    offers = selectors.reward_offers(request.user, reward_ids=[reward_id])
+    offers = selectors.reward_offers(request.user, reward_id=reward_id)
     if not offers:
         messages.error(request, str(RewardUnavailable()))
         return HttpResponseRedirect(catalogue)
@@ -176,11 +176,11 @@ def share(request):
         NoCommunity,
         StoryForm,
         TooManyWaiting,
+        community_for,
         submit_story,
     )
-    from .models import CommunityIndexPage
 
-    index = CommunityIndexPage.objects.live().order_by("path").first()
+    index = community_for(request)
     if index is None:
         raise Http404
     form = StoryForm(request.POST or None)
@@ -188,6 +188,7 @@ def share(request):
         try:
             submit_story(
                 request.user,
+                index=index,
                 title=form.cleaned_data["title"],
                 text=form.cleaned_data["text"],
                 name=form.cleaned_data["name"],
@@ -238,7 +239,10 @@ def search(request):
 
     from .visibility import viewable
 
-    query = request.GET.get("q", "").strip()[:200]
+    # Quotes and NUL mean something to (or break) the search backends' parsers:
+    # members search for words.
+    query = request.GET.get("q", "").replace('"', " ").replace("\x00", "")
+    query = query.strip()[:200]
     results = Page.objects.none()
     if query:
         pages = Page.objects.live()
