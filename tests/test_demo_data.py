@@ -147,7 +147,7 @@ def test_the_site_serves_the_home_page_the_members_page_and_the_shop(client):
     assert isinstance(site.root_page.specific, HomePage)
     assert site.root_page.title == "Lotus & Co."
     assert not Page.objects.filter(title="Welcome to your new Wagtail site!").exists()
-    members = MemberHomePage.objects.get()
+    members = MemberHomePage.objects.get(locale__language_code="en")
     assert members.get_parent().pk == site.root_page.pk
     assert members.live and members.latest_revision is not None
 
@@ -298,13 +298,13 @@ def test_the_demo_publishes_the_benefit_and_reward_catalogues_with_a_gold_page(
     assert 'id="member-comparison"' in benefits
     assert "Birthday treat" in benefits and "Free shipping" in benefits
     assert "Spring tasting evenings" not in benefits  # Gold and above only
-    tasting = BenefitPage.objects.get(slug="spring-tasting")
+    tasting = BenefitPage.objects.get(slug="spring-tasting", locale__language_code="en")
     restriction = PageViewRestriction.objects.get(page=tasting)
     assert set(restriction.groups.values_list("name", flat=True)) == {
         "loyalty:gold",
         "loyalty:diamond",
     }
-    rewards = RewardCataloguePage.objects.get()
+    rewards = RewardCataloguePage.objects.get(locale__language_code="en")
     assert rewards.live and rewards.get_parent().specific_class is MemberHomePage
     assert "2,000 points" in html_of(client.get("/members/rewards/"))
     # Mei (Gold) reads the tasting page; Wei (Silver) is told how to get there.
@@ -325,6 +325,29 @@ def test_the_demo_publishes_the_benefit_and_reward_catalogues_with_a_gold_page(
     public = html_of(client.get("/members/community/"))
     assert "Brewing oolong gongfu style" in public
     assert "Members' day" not in public and "Gold evening" not in public
+
+
+def test_the_demo_tree_is_in_chinese_too_at_the_same_addresses(client):
+    from wagtail.models import Page, PageViewRestriction
+
+    load(quiet=True)
+
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    members = html_of(client.get("/members/"))
+    assert "会员俱乐部" in members
+    community = html_of(client.get("/members/community/"))
+    assert "Brewing oolong" not in community  # the Chinese tree's posts
+    english = Page.objects.filter(locale__language_code="en").count()
+    chinese = Page.objects.filter(locale__language_code="zh-hans")
+    assert chinese.count() == english - 1  # every page but Wagtail's root
+    gated = chinese.get(slug="gold-tasting-wuyi")
+    assert PageViewRestriction.objects.filter(page=gated).exists()
+    mei = get_user_model().objects.get(username="wei")  # Silver
+    client.force_login(mei)
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    refused = client.get("/members/community/gold-tasting-wuyi/")
+    assert refused.status_code == 403
+    assert "金卡" in refused.content.decode() or "Gold" in refused.content.decode()
 
 
 def html_of(response):

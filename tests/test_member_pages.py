@@ -1199,3 +1199,27 @@ def test_the_benefit_catalogue_reads_as_much_for_ten_benefits_as_for_two(
     with django_assert_max_num_queries(len(few.captured_queries)):
         html = html_of(client.get("/members/benefits/"))
     assert "Perk 7" in html
+
+
+def test_a_chinese_reader_gets_the_chinese_tree_at_the_same_address(client, community):
+    from wagtail.models import Locale
+
+    chinese, _ = Locale.objects.get_or_create(language_code="zh-hans")
+    home = community.get_parent().get_parent()
+    home.copy_for_translation(chinese).save_revision().publish()
+    members = community.get_parent().specific.copy_for_translation(chinese).specific
+    members.title = "会员俱乐部"
+    members.save_revision().publish()
+    index = community.copy_for_translation(chinese).specific
+    index.title = "社区"
+    index.save_revision().publish()
+
+    english = html_of(client.get("/"))
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    chinese_home = html_of(client.get("/"))
+    chinese_members = html_of(client.get("/members/"))
+
+    assert ">Members' Club</a>" in english
+    assert 'href="/members/">会员俱乐部</a>' in chinese_home
+    assert 'href="/members/community/">社区</a>' in chinese_home
+    assert "<h1>会员俱乐部</h1>" in chinese_members.replace("\n", "").replace("  ", "")

@@ -83,10 +83,14 @@ def waiting_count(user):
 
 def community_for(request):
     """The community index the reader may open (None when there is none)."""
-    from .visibility import viewable
+    from .visibility import viewable, visible
 
     indexes = viewable(CommunityIndexPage.objects.live(), request)
-    return indexes.order_by("path").first()
+    index = indexes.order_by("path").first()
+    if index is None:
+        return None
+    localized = index.localized  # the reader's language's, where translated
+    return localized if visible([localized], request) else index
 
 
 def body_of(text):

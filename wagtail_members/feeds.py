@@ -4,7 +4,6 @@ is a visitor, so public posts only)."""
 from django.contrib.syndication.views import Feed
 from django.utils.translation import gettext_lazy as _
 
-from .models import CommunityIndexPage
 from .visibility import viewable
 
 #: Posts in the feed.
@@ -16,8 +15,9 @@ class CommunityFeed(Feed):
 
     def get_object(self, request, *args, **kwargs):
         self.request = request
-        indexes = viewable(CommunityIndexPage.objects.live(), request)
-        return indexes.order_by("path").first()
+        from .community import community_for
+
+        return community_for(request)
 
     def link(self, index):
         return index.get_url(self.request) if index else "/"

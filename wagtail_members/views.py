@@ -165,7 +165,7 @@ def _benefits_url(request):
     from .models import BenefitCataloguePage
 
     page = BenefitCataloguePage.objects.live().public().order_by("path").first()
-    return page.get_url(request) if page else None
+    return page.localized.get_url(request) if page else None
 
 
 @login_required

@@ -181,6 +181,7 @@ def load_pages(report):
     if placeholder is not None and placeholder.pk != home.pk:
         placeholder.delete()
         report.add("pages", "deleted", placeholder.title)
+    _load_translations(report, home)
     _load_django_site(report)
     report.finish_section()
     return home, members
@@ -369,6 +370,65 @@ def _restrict_to_tier(page, code):
         page=page, restriction_type=PageViewRestriction.GROUPS
     )
     restriction.groups.set(groups)
+
+
+CHINESE = "zh-hans"
+
+
+def _chinese_fields(page, members_zh):
+    """The Chinese copy of ``page`` (an English demo page), by type and slug."""
+    from . import pages_zh as zh
+
+    if isinstance(page, HomePage):
+        return {**zh.HOME, "body": zh.home_body(members_zh)}
+    if isinstance(page, MemberHomePage):
+        return zh.MEMBERS
+    if isinstance(page, BenefitCataloguePage):
+        return zh.BENEFITS
+    if isinstance(page, RewardCataloguePage):
+        return zh.REWARDS
+    if isinstance(page, CommunityIndexPage):
+        return zh.COMMUNITY
+    copy = {**zh.BENEFIT_PAGES, **zh.POSTS}.get(page.slug)
+    if copy is None:
+        return None
+    fields = {key: value for key, value in copy.items() if key != "paragraph"}
+    fields["body"] = [("paragraph", RichText(copy["paragraph"]))]
+    return fields
+
+
+def _load_translations(report, home):
+    """The whole demo tree in Simplified Chinese: each page translated (Wagtail's
+    "Translate": a copy in the zh-hans locale, with its privacy) and its copy
+    written in Chinese. Pages translated already are left as editors made them."""
+    from wagtail.models import Locale
+
+    locale, _ = Locale.objects.get_or_create(language_code=CHINESE)
+    members_zh = None
+    home_is_new = home.get_translation_or_none(locale) is None
+    for page in home.get_descendants(inclusive=True).specific().order_by("path"):
+        translated = page.get_translation_or_none(locale)
+        if translated is not None:
+            report.reused("translated pages", translated.title)
+            if isinstance(page, MemberHomePage):
+                members_zh = translated
+            continue
+        fields = _chinese_fields(page, members_zh)
+        if fields is None:  # an editor's own page: theirs to translate
+            continue
+        translated = page.copy_for_translation(locale).specific
+        for name, value in fields.items():
+            setattr(translated, name, value)
+        translated.save_revision().publish()
+        if isinstance(page, MemberHomePage):
+            members_zh = translated
+        report.created("translated pages", translated.title)
+    home_zh = home.get_translation_or_none(locale)
+    if home_is_new and home_zh is not None and members_zh is not None:
+        # The home page's call to action links to the Chinese members page.
+        home_zh = home_zh.specific
+        home_zh.body = _chinese_fields(home, members_zh)["body"]
+        home_zh.save_revision().publish()
 
 
 def _load_wagtail_site(report, home):

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "wagtail.contrib.sitemaps",
     "wagtail.embeds",
     "wagtail.sites",
+    "wagtail.locales",
+    "wagtail.contrib.simple_translation",
     "wagtail.users",
     "wagtail.snippets",
     "wagtail.documents",
@@ -258,7 +260,11 @@ OSCAR_DASHBOARD_NAVIGATION = OSCAR_DASHBOARD_NAVIGATION + [  # noqa: F405
 # Wagtail
 WAGTAIL_SITE_NAME = OSCAR_SHOP_NAME
 WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", "http://127.0.0.1:8000")
-WAGTAIL_I18N_ENABLED = False
+# Pages in English and Simplified Chinese: one Wagtail page tree per language
+# (Wagtail's localisation; editors translate a page with "Translate" in the admin).
+# No language prefix in the URL: a page has one address, served from the tree of
+# the language the shopper picked in the header, as Oscar's pages are.
+WAGTAIL_I18N_ENABLED = True
 WAGTAILSEARCH_BACKENDS = {"default": {"BACKEND": "wagtail.search.backends.database"}}
 WAGTAILDOCS_EXTENSIONS = [
     "csv",

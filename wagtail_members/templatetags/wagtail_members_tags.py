@@ -20,8 +20,11 @@ def member_menu(context):
     site = Site.find_for_request(request)
     homes = MemberHomePage.objects.live()
     if site is not None:
+        # The site's own tree (its default language); translations live beside it.
         homes = homes.descendant_of(site.root_page)
     home = homes.order_by("path").first()
+    if home is not None:
+        home = home.localized  # the reader's language's, where translated
     if home is None or not visible([home], request):
         return {"home": None, "items": [], "request": request}
     items = visible(home.get_children().live().in_menu().order_by("path"), request)
