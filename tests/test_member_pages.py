@@ -1223,3 +1223,18 @@ def test_a_chinese_reader_gets_the_chinese_tree_at_the_same_address(client, comm
     assert 'href="/members/">会员俱乐部</a>' in chinese_home
     assert 'href="/members/community/">社区</a>' in chinese_home
     assert "<h1>会员俱乐部</h1>" in chinese_members.replace("\n", "").replace("  ", "")
+
+
+def test_tier_display_data_is_translated_like_pages(client, benefits, programme):
+    from wagtail.models import Locale
+
+    english = TierDisplay.objects.create(tier_code="gold", display_name="Golden Leaf")
+    chinese, _ = Locale.objects.get_or_create(language_code="zh-hans")
+    translated = english.copy_for_translation(chinese)
+    translated.display_name = "金叶会员"
+    translated.save()
+
+    assert "Golden Leaf" in html_of(client.get("/members/benefits/"))
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    html = html_of(client.get("/members/benefits/"))
+    assert "金叶会员" in html and "Golden Leaf" not in html

@@ -17,7 +17,7 @@ from wagtail.admin.panels import FieldPanel, MultiFieldPanel
 from wagtail.contrib.routable_page.models import RoutablePageMixin, path
 from wagtail.fields import RichTextField, StreamField
 from wagtail.images import get_image_model_string
-from wagtail.models import Page
+from wagtail.models import Page, TranslatableMixin
 from wagtail.search import index
 
 from . import selectors
@@ -113,14 +113,14 @@ class MemberHomePageMixin(MemberPageMixin):
         return context
 
 
-class TierDisplay(models.Model):
+class TierDisplay(TranslatableMixin, models.Model):
     """How a tier looks on the member pages: the editors' name, colour, badge
     image and short description. The tier's rules (thresholds, rates) are the
     programme's, set in Oscar's dashboard; what is left blank here is taken
     from there."""
 
     tier_code = models.CharField(
-        _("tier"), max_length=32, unique=True, validators=[validate_tier_code]
+        _("tier"), max_length=32, validators=[validate_tier_code]
     )
     display_name = models.CharField(
         _("name on the pages"),
@@ -163,10 +163,15 @@ class TierDisplay(models.Model):
         FieldPanel("short_description"),
     ]
 
-    class Meta:
+    class Meta(TranslatableMixin.Meta):
         verbose_name = _("tier display")
         verbose_name_plural = _("tier displays")
         ordering = ["tier_code"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tier_code", "locale"], name="wagtail_members_tier_display_once"
+            )
+        ]
 
     def __str__(self):
         return self.display_name or self.tier_code

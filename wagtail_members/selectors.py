@@ -58,12 +58,24 @@ class TierView:
 
 
 def _display_data():
+    """{tier code: display data} in the reader's language, else the site's default
+    language (editors translate display data like pages)."""
+    from wagtail.models import Locale
+
     from .models import TierDisplay
 
-    return {
-        display.tier_code: display
-        for display in TierDisplay.objects.select_related("badge_image")
-    }
+    try:
+        wanted = [Locale.get_active().pk, Locale.get_default().pk]
+    except Locale.DoesNotExist:
+        wanted = []
+    found = {}
+    for display in TierDisplay.objects.filter(locale__in=wanted).select_related(
+        "badge_image"
+    ):
+        best = found.get(display.tier_code)
+        if best is None or display.locale_id == wanted[0]:
+            found[display.tier_code] = display
+    return found
 
 
 def _tier_view(tier, display):
