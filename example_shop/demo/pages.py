@@ -231,20 +231,30 @@ def _child(parent, page_class, slug):
     return parent.get_children().filter(slug=slug).type(page_class).specific().first()
 
 
+def _section(report, parent, page_class, slug, **fields):
+    """The ``page_class`` page ``slug`` under ``parent``: found again, or made and
+    published with ``fields``."""
+    page = _child(parent, page_class, slug)
+    if page is not None:
+        report.reused("pages", f"{page.title} (slug {slug!r})")
+        return page
+    page = parent.add_child(instance=page_class(slug=slug, **fields))
+    page.save_revision().publish()
+    report.created("pages", f"{page.title} (slug {slug!r})")
+    return page
+
+
 def _load_catalogues(report, members):
     """The benefit catalogue with its benefit pages (one for Gold and above only)
     and the reward catalogue, under the members page."""
-    benefits = _child(members, BenefitCataloguePage, "benefits")
-    if benefits is None:
-        benefits = members.add_child(
-            instance=BenefitCataloguePage(
-                title="Tier benefits", slug="benefits", intro=BENEFITS_INTRO
-            )
-        )
-        benefits.save_revision().publish()
-        report.created("pages", f"{benefits.title} (slug 'benefits')")
-    else:
-        report.reused("pages", f"{benefits.title} (slug 'benefits')")
+    benefits = _section(
+        report,
+        members,
+        BenefitCataloguePage,
+        "benefits",
+        title="Tier benefits",
+        intro=BENEFITS_INTRO,
+    )
     for slug, title, summary, minimum_tier, paragraph in BENEFIT_PAGES:
         if _child(benefits, BenefitPage, slug) is not None:
             report.reused("pages", title)
@@ -262,18 +272,14 @@ def _load_catalogues(report, members):
         if slug in GATED:
             _restrict_to_tier(page, GATED[slug])
         report.created("pages", title)
-    rewards = _child(members, RewardCataloguePage, "rewards")
-    if rewards is None:
-        rewards = members.add_child(
-            instance=RewardCataloguePage(
-                title="Rewards", slug="rewards", intro=REWARDS_INTRO
-            )
-        )
-        rewards.save_revision().publish()
-        report.created("pages", f"{rewards.title} (slug 'rewards')")
-    else:
-        report.reused("pages", f"{rewards.title} (slug 'rewards')")
-    return benefits, rewards
+    _section(
+        report,
+        members,
+        RewardCataloguePage,
+        "rewards",
+        title="Rewards",
+        intro=REWARDS_INTRO,
+    )
 
 
 COMMUNITY_INTRO = (
@@ -328,20 +334,15 @@ def _load_community(report, members):
     """The community index with an article for everyone, a member day, a Gold
     evening and a member's story. Stories members send wait in Wagtail's default
     moderation workflow (the "Moderators" group) until an editor approves them."""
-    index = _child(members, CommunityIndexPage, "community")
-    if index is None:
-        index = members.add_child(
-            instance=CommunityIndexPage(
-                title="Community",
-                slug="community",
-                intro=COMMUNITY_INTRO,
-                show_in_menus=True,
-            )
-        )
-        index.save_revision().publish()
-        report.created("pages", f"{index.title} (slug 'community')")
-    else:
-        report.reused("pages", f"{index.title} (slug 'community')")
+    index = _section(
+        report,
+        members,
+        CommunityIndexPage,
+        "community",
+        title="Community",
+        intro=COMMUNITY_INTRO,
+        show_in_menus=True,
+    )
     for page_class, slug, fields, audience in _community_posts(timezone.now()):
         if _child(index, page_class, slug) is not None:
             report.reused("pages", fields["title"])
