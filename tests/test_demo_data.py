@@ -327,6 +327,13 @@ def test_the_demo_publishes_the_benefit_and_reward_catalogues_with_a_gold_page(
     assert "Members' day" not in public and "Gold evening" not in public
 
 
+def test_the_demo_editor_may_translate_pages():
+    load(quiet=True)
+
+    editor = get_user_model().objects.get(username="editor")
+    assert editor.has_perm("simple_translation.submit_translation")
+
+
 def test_the_demo_tree_is_in_chinese_too_at_the_same_addresses(client):
     from wagtail.models import Page, PageViewRestriction
 

@@ -103,7 +103,9 @@ def _user(report, demo, **flags):
 
 
 def _editors_group():
-    """Wagtail's "Editors" group; recreated with admin access if someone deleted it."""
+    """Wagtail's "Editors" group; recreated with admin access if someone deleted it.
+    Editors may also translate pages ("Translate" in the admin: the member pages
+    are in English and Simplified Chinese)."""
     group, created = Group.objects.get_or_create(name=EDITORS_GROUP)
     if created:
         group.permissions.add(
@@ -111,6 +113,11 @@ def _editors_group():
                 content_type__app_label="wagtailadmin", codename="access_admin"
             )
         )
+    translate = Permission.objects.filter(
+        content_type__app_label="simple_translation", codename="submit_translation"
+    ).first()
+    if translate is not None:
+        group.permissions.add(translate)
     return group
 
 
