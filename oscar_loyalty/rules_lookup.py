@@ -347,6 +347,14 @@ def basket_member(basket):
     return basket._loyalty_member
 
 
+def shopper_member(user, basket=None):
+    """The signed-in ``user``'s ``Member`` with its tier (None if not one): the one
+    the basket's offers read already when ``basket`` is theirs."""
+    if basket is not None and basket.owner_id == user.pk:
+        return basket_member(basket)
+    return Member.objects.select_related("tier").filter(user=user).first()
+
+
 def basket_tier(basket):
     """:func:`user_tier` of the basket's owner, from :func:`basket_member`."""
     member = basket_member(basket)

@@ -6,7 +6,7 @@ from django.db.models.functions import Coalesce
 from oscar.core.loading import get_model
 
 from ..conf import loyalty_settings
-from ..models import Member, PointsRedemptionBenefit, Posting
+from ..models import PointsRedemptionBenefit, Posting
 from ..offer_cache import prime
 from ..redemption import (
     MAX_POINTS,
@@ -16,7 +16,7 @@ from ..redemption import (
     payable_amount,
     points_offer,
 )
-from ..rules_lookup import basket_member, basket_points
+from ..rules_lookup import basket_points, shopper_member
 
 ConditionalOffer = get_model("offer", "ConditionalOffer")
 
@@ -40,14 +40,6 @@ def _basket_amount(basket):
     else:
         offer = ConditionalOffer(exclusive=False, priority=POINTS_OFFER_PRIORITY)
     return payable_amount(PointsRedemptionBenefit(), basket, offer)
-
-
-def _member(request, basket):
-    """The signed-in shopper's ``Member`` (None if not one): the one the basket's
-    offers read already when the basket is theirs."""
-    if basket.owner_id == request.user.pk:
-        return basket_member(basket)
-    return Member.objects.filter(user=request.user).first()
 
 
 @register.inclusion_tag("oscar_loyalty/partials/points_panel.html", takes_context=True)
@@ -75,7 +67,7 @@ def loyalty_points_panel(context, next_url="", show_earn=False):
         panel["earn_points"] = basket_points(basket)
     if panel["guest"]:
         return panel
-    member = _member(request, basket)
+    member = shopper_member(request.user, basket)
     held = basket_hold_points(basket)
     used = getattr(basket, "_loyalty_points_used", 0) if held else 0
     spendable = (member.spendable + held) if member else 0

@@ -8,8 +8,8 @@ from django import template
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from ..models import CouponDesign, Member, MemberCoupon
-from ..rules_lookup import basket_member
+from ..models import CouponDesign, MemberCoupon
+from ..rules_lookup import shopper_member
 
 register = template.Library()
 
@@ -94,10 +94,7 @@ def loyalty_basket_coupons(context):
     if user is None or not user.is_authenticated:
         return {"coupons": []}
     basket = context.get("basket") or getattr(request, "basket", None)
-    if basket is not None and basket.owner_id == user.pk:
-        member = basket_member(basket)  # read already for the basket's offers
-    else:
-        member = Member.objects.select_related("tier").filter(user=user).first()
+    member = shopper_member(user, basket)
     if member is None:
         return {"coupons": []}
     return {
