@@ -237,9 +237,7 @@ class MemberDetailView(DetailView):
             .select_related("design", "voucher")
             .order_by("-issued_at", "-id")[: self.coupons_shown + 1]
         )
-        for coupon in member_coupons:
-            coupon.current_state = coupon.state(now)
-            coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+        label_states(member_coupons, now)
         return {
             "member_coupons": member_coupons[: self.coupons_shown],
             "more_coupons": len(member_coupons) > self.coupons_shown,
@@ -918,6 +916,13 @@ COUPON_STATE_LABELS = {
 }
 
 
+def label_states(coupons, now):
+    """Give each coupon its state now and the words for it (for the lists)."""
+    for coupon in coupons:
+        coupon.current_state = coupon.state(now)
+        coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+
+
 def benefit_summary(design):
     """What a design's coupons give, in a few words: "¥20.00 off, min ¥50.00",
     "10% off", "Free shipping", "Jasmine tea free"."""
@@ -1160,9 +1165,7 @@ class CouponListView(ListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        for coupon in context["coupons"]:
-            coupon.current_state = coupon.state(self.now)
-            coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+        label_states(context["coupons"], self.now)
         user = self.request.user
         context.update(
             form=self.form,
@@ -1404,11 +1407,10 @@ class RewardRedemptionListView(ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         now = timezone.now()
-        for redemption in context["redemptions"]:
-            coupon = redemption.coupon
-            if coupon is not None:  # its voucher may be deleted in Oscar
-                coupon.current_state = coupon.state(now)
-                coupon.state_label = COUPON_STATE_LABELS[coupon.current_state]
+        # A coupon whose voucher was deleted in Oscar is gone with it.
+        label_states(
+            [r.coupon for r in context["redemptions"] if r.coupon is not None], now
+        )
         user = self.request.user
         context.update(
             reward=self.reward,
