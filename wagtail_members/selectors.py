@@ -142,12 +142,13 @@ def tier_basis():
     return loyalty_settings.TIER_BASIS
 
 
-def lowest_tier_of_groups(group_names):
+def lowest_tier_of_groups(group_names, every=None):
     """The lowest-ranked tier whose group is one of ``group_names`` (a page
     restricted to Gold's and Diamond's groups is "for Gold members and above"),
-    or None when none of them is a tier's group."""
+    or None when none of them is a tier's group. ``every``: :func:`tiers`, if
+    read already."""
     names = set(group_names)
-    for tier in tiers():
+    for tier in tiers() if every is None else every:
         if tier.group_name in names:
             return tier
     return None

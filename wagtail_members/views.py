@@ -29,6 +29,7 @@ from oscar_loyalty.redeeming import new_token, redeem_posted
 
 from . import selectors
 from .conf import get_setting
+from .visibility import tier_needed
 
 UPGRADE_TEMPLATE = "wagtail_members/upgrade.html"
 
@@ -71,22 +72,6 @@ def redeem_reward(request, page, reward_id):
     return response
 
 
-def required_tier(restrictions):
-    """The tier a member needs to pass every one of ``restrictions`` (GROUPS
-    restrictions the request failed), or None when one of them names no tier's
-    group (a page for staff, say): then no tier opens it."""
-    needed = None
-    for restriction in restrictions:
-        tier = selectors.lowest_tier_of_groups(
-            restriction.groups.values_list("name", flat=True)
-        )
-        if tier is None:
-            return None
-        if needed is None or tier.rank > needed.rank:
-            needed = tier
-    return needed
-
-
 def failed_group_restrictions(restrictions, request):
     return [
         restriction
@@ -99,7 +84,7 @@ def failed_group_restrictions(restrictions, request):
 def upgrade_response(request, restrictions, *, page=None):
     """The 403 page for a signed-in member who is not in a tier the content is
     for: which tier it is for, theirs, and what it takes to get there."""
-    tier = required_tier(restrictions)
+    tier = tier_needed(restrictions)
     summary = selectors.member_summary(request.user)
     needed = None
     if tier is not None and summary is not None and summary.is_member:

@@ -77,25 +77,42 @@ def viewable(queryset, request):
     return queryset
 
 
+def tier_needed(restrictions):
+    """The tier a member needs to pass every one of ``restrictions`` (GROUPS
+    restrictions), or None when one of them names no tier's group (a page for
+    staff, say): then no tier opens it. The tiers are read once."""
+    from . import selectors
+
+    every = selectors.tiers()
+    needed = None
+    for restriction in restrictions:
+        tier = selectors.lowest_tier_of_groups(
+            [group.name for group in restriction.groups.all()], every
+        )
+        if tier is None:
+            return None
+        if needed is None or tier.rank > needed.rank:
+            needed = tier
+    return needed
+
+
 def audience(page):
     """Who ``page`` is for, from its Privacy setting (its own or an ancestor's):
     ``("public", None)``, ``("members", None)`` (signed-in), ``("tier", tier)``
     (a tier's group and those above), ``("groups", None)`` (other groups) or
     ``("password", None)``."""
-    from . import selectors
-
-    kind, tier = "public", None
-    for restriction in page.get_view_restrictions():
-        if restriction.restriction_type == PageViewRestriction.PASSWORD:
-            return "password", None
-        if restriction.restriction_type == PageViewRestriction.LOGIN:
-            kind = "members" if kind == "public" else kind
-        elif restriction.restriction_type == PageViewRestriction.GROUPS:
-            found = selectors.lowest_tier_of_groups(
-                restriction.groups.values_list("name", flat=True)
-            )
-            if found is None:
-                return "groups", None
-            if tier is None or found.rank > tier.rank:
-                kind, tier = "tier", found
-    return kind, tier
+    restrictions = list(page.get_view_restrictions())
+    kinds = {restriction.restriction_type for restriction in restrictions}
+    if PageViewRestriction.PASSWORD in kinds:
+        return "password", None
+    groups = [
+        restriction
+        for restriction in restrictions
+        if restriction.restriction_type == PageViewRestriction.GROUPS
+    ]
+    if groups:
+        tier = tier_needed(groups)
+        return ("tier", tier) if tier is not None else ("groups", None)
+    if PageViewRestriction.LOGIN in kinds:
+        return "members", None
+    return "public", None
