@@ -238,9 +238,12 @@ def progress(member, *, now=None):
 
 
 def _history_row(member, to_tier, *, kind, now, value=ZERO, reason="", actor=SYSTEM):
-    """The (unsaved) history row of the member moving from their tier to ``to_tier``."""
+    """The (unsaved) history row of the member moving from their tier to ``to_tier``.
+
+    ``member``: a ``Member``, or a row with its ``pk``, ``tier_id`` and
+    ``tier_protected_until`` (the review's :class:`_Standing`)."""
     return TierChange(
-        member=member,
+        member_id=member.pk,
         from_tier_id=member.tier_id,
         to_tier=to_tier,
         kind=kind,
@@ -438,6 +441,10 @@ class _Standing:
     tier_protected_until: object
     tier_grace_until: object
 
+    @property
+    def tier_id(self):
+        return self.tier.pk if self.tier is not None else None
+
 
 @dataclass
 class _Moved:
@@ -609,18 +616,7 @@ def _review_locked(member_ids, tiers, *, now, grace, only_up=False):
             continue
         if action in ("up", "down"):
             changes.append(
-                TierChange(
-                    member_id=pk,
-                    from_tier_id=tier_id,
-                    to_tier=tier,
-                    kind=kind,
-                    qualifying_value=value,
-                    reason="",
-                    actor_id=SYSTEM.id,
-                    actor_name=SYSTEM.name,
-                    protected_until=protected_until,
-                    created_at=now,
-                )
+                _history_row(standing, tier, kind=kind, now=now, value=value)
             )
             moved.append(_Moved(pk, user_id))
             if action == "up":
