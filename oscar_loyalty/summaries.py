@@ -30,6 +30,11 @@ HEX_COLOUR = re.compile(TIER_COLOUR_PATTERN)
 DEFAULT_COLOUR = "#6c757d"
 
 
+#: How far ahead "expiring soon" looks on the shopper's pages (the Loyalty tab, the
+#: Wagtail member home).
+EXPIRING_DAYS = 90
+
+
 def tier_panel(member, now):
     """The member's tier, what the next one takes and their tier history.
 

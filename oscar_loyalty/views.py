@@ -220,8 +220,7 @@ class AccountView(ListView):
     template_name = "oscar_loyalty/account.html"
     context_object_name = "postings"
     paginate_by = 20
-    #: How far ahead "expiring soon" looks.
-    EXPIRING_DAYS = 90
+    EXPIRING_DAYS = summaries.EXPIRING_DAYS
 
     def get_queryset(self):
         self.member = get_or_create_member(self.request.user)

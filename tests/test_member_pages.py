@@ -1238,3 +1238,16 @@ def test_tier_display_data_is_translated_like_pages(client, benefits, programme)
     client.post("/i18n/setlang/", {"language": "zh-hans"})
     html = html_of(client.get("/members/benefits/"))
     assert "金叶会员" in html and "Golden Leaf" not in html
+
+
+def test_the_stories_one_member_may_have_waiting_is_a_setting(
+    community, moderated, programme, settings
+):
+    settings.WAGTAIL_MEMBERS_MAX_WAITING_STORIES = 1
+    client = signed_in(member_in(programme["silver"]))
+    client.post("/club/share/", STORY)
+
+    response = client.post("/club/share/", {**STORY, "title": "Another"})
+
+    assert response.status_code == 200
+    assert "1 story waiting to be read already" in response.content.decode()

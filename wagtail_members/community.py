@@ -23,12 +23,16 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.rich_text import RichText
 from wagtail.signals import page_published
 
+from .conf import get_setting
 from .models import CommunityIndexPage, StoryPage
 
 logger = logging.getLogger(__name__)
 
-#: Submissions of one member waiting for moderation at most.
-MAX_WAITING = 3
+
+def max_waiting():
+    """Submissions of one member waiting for moderation at most
+    (``WAGTAIL_MEMBERS_MAX_WAITING_STORIES``)."""
+    return get_setting("MAX_WAITING_STORIES")
 
 
 class StoryForm(forms.Form):
@@ -110,7 +114,7 @@ def submit_story(user, *, index, title, text, name=""):
     start its moderation workflow. Returns the draft page."""
     if index is None:
         raise NoCommunity()
-    if waiting_count(user) >= MAX_WAITING:
+    if waiting_count(user) >= max_waiting():
         raise TooManyWaiting()
     slug = f"{slugify(title)[:40] or 'story'}-{secrets.token_hex(3)}"
     page = StoryPage(

@@ -7,6 +7,8 @@ PREFIX = "WAGTAIL_MEMBERS_"
 DEFAULTS = {
     # Template that every member page extends; point it at the site's own base.
     "BASE_TEMPLATE": "base.html",
+    # Stories and suggestions one member may have in moderation at once.
+    "MAX_WAITING_STORIES": 3,
 }
 
 

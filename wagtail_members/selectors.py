@@ -21,8 +21,7 @@ from oscar_loyalty.redemption import Policy
 
 #: A colour as editors may give it (the programme's own rule for tier colours).
 COLOUR_PATTERN = summaries.HEX_COLOUR.pattern
-#: How far ahead "expiring soon" looks on the member home page.
-EXPIRING_DAYS = 90
+EXPIRING_DAYS = summaries.EXPIRING_DAYS
 #: Ledger entries and coupons shown on the member home page.
 LATEST_ENTRIES = 5
 ACTIVE_COUPONS = 5

@@ -157,11 +157,11 @@ def _benefits_url(request):
 def share(request):
     """Members send a story or a suggestion; editors read it before it appears."""
     from .community import (
-        MAX_WAITING,
         NoCommunity,
         StoryForm,
         TooManyWaiting,
         community_for,
+        max_waiting,
         submit_story,
     )
 
@@ -186,9 +186,9 @@ def share(request):
                     "wait for it before sending another.",
                     "You have %(count)d stories waiting to be read already; please "
                     "wait for them before sending another.",
-                    MAX_WAITING,
+                    max_waiting(),
                 )
-                % {"count": MAX_WAITING},
+                % {"count": max_waiting()},
             )
         except NoCommunity:
             raise Http404 from None
