@@ -360,3 +360,35 @@ def test_the_demo_tree_is_in_chinese_too_at_the_same_addresses(client):
 def html_of(response):
     assert response.status_code == 200, response
     return response.content.decode().replace("&#x27;", "'")
+
+
+def test_the_gold_evening_shows_a_picture_only_gold_members_can_fetch(client):
+    import re
+
+    from django.conf import settings
+    from wagtail.images import get_image_model
+
+    load(quiet=True)
+
+    users = get_user_model().objects
+    client.force_login(users.get(username="mei"))  # Gold
+    html = html_of(client.get("/members/community/gold-tasting-wuyi/"))
+    assert "Five cups of Wuyi rock tea on the tasting table" in html
+    src = re.search(r'<img[^>]*class="figure-img[^>]*>', html)[0]
+    src = src.split('src="')[1].split('"')[0]
+    assert src.startswith("/club/media/images/gated--wuyi-rock-tea-tasting")
+    picture = client.get(src)
+    assert picture.status_code == 200 and picture["Content-Type"] == "image/jpeg"
+    image = get_image_model().objects.get(title="Wuyi rock tea tasting")
+    assert image.collection.name == "Gold and Diamond members"
+    assert image.file.path.startswith(str(settings.WAGTAIL_MEMBERS_GATED_MEDIA_ROOT))
+    client.force_login(users.get(username="wei"))  # Silver
+    assert client.get(src).status_code == 403
+    client.logout()
+    assert client.get(src).status_code == 302
+    # The Chinese page shows the same picture with Chinese words.
+    client.force_login(users.get(username="mei"))
+    client.post("/i18n/setlang/", {"language": "zh-hans"})
+    chinese = html_of(client.get("/members/community/gold-tasting-wuyi/"))
+    assert "品鉴桌上的五杯武夷岩茶" in chinese
+    assert "/club/media/images/gated--" in chinese

@@ -14,4 +14,7 @@ class WagtailMembersConfig(AppConfig):
         from . import (
             checks,  # noqa: F401  (registers the system checks)
             community,  # noqa: F401  (connects the story receivers)
+            media,
         )
+
+        media.connect()

@@ -3,6 +3,7 @@
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
+from wagtail.images.blocks import ImageBlock
 
 
 class CallToActionBlock(blocks.StructBlock):
@@ -150,6 +151,21 @@ class RewardTeaserBlock(blocks.StructBlock):
         preview_value = {"title": "Spend your points", "count": 3}
 
 
+class FigureBlock(blocks.StructBlock):
+    """An image with alt text and an optional caption. The image of a
+    collection restricted to members or a tier is served only to readers its
+    collection lets in (``wagtail_members.media``)."""
+
+    image = ImageBlock(label=_("Image"))
+    caption = blocks.CharBlock(label=_("Caption"), required=False, max_length=250)
+
+    class Meta:
+        icon = "image"
+        label = _("Image")
+        template = "wagtail_members/blocks/figure.html"
+        description = _("An image, with a caption if you like.")
+
+
 class MemberBodyBlock(blocks.StreamBlock):
     heading = blocks.CharBlock(
         label=_("Heading"),
@@ -168,3 +184,4 @@ class MemberBodyBlock(blocks.StreamBlock):
     tier_badge = TierBadgeBlock()
     benefit_card = BenefitCardBlock()
     reward_teaser = RewardTeaserBlock()
+    figure = FigureBlock()

@@ -73,6 +73,18 @@ def check_installation(app_configs=None, **kwargs):
                 id="wagtail_members.E006",
             )
         )
+    if not _storage_keeps_gated_files_private():
+        errors.append(
+            Warning(
+                "The default storage serves every image and document file from public "
+                "media, so the files of a collection restricted to members (or to a "
+                "tier) can be fetched by anyone who has their address.",
+                hint="Use wagtail_members.storage.GatedFileSystemStorage as "
+                "STORAGES['default'] (or silence this warning if no collection is "
+                "restricted).",
+                id="wagtail_members.W007",
+            )
+        )
     base = get_setting("BASE_TEMPLATE")
     try:
         get_template(base)
@@ -86,6 +98,14 @@ def check_installation(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+def _storage_keeps_gated_files_private():
+    from django.core.files.storage import default_storage
+
+    from .storage import keeps_files_private
+
+    return keeps_files_private(default_storage)
 
 
 def _login_url_is_the_join_view():

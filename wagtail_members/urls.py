@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from . import feeds, views
+from . import feeds, media, views
 
 app_name = "wagtail_members"
 
@@ -11,4 +11,5 @@ urlpatterns = [
     path("share/", views.share, name="share"),
     path("search/", views.search, name="search"),
     path("feed/", feeds.CommunityFeed(), name="feed"),
+    path("media/<path:name>", media.serve, name="media"),
 ]

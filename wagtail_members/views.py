@@ -105,11 +105,17 @@ def upgrade_response(request, restrictions, *, page=None):
 
 def _restrictions_for_path(request, path):
     """The view restrictions guarding ``path``: a page's (and its ancestors'),
-    or a document's collection's; None when it is neither (or is gone)."""
+    or a document's or gated file's collection's; None when it is neither (or
+    is gone)."""
     try:
         match = resolve(path)
     except Resolver404:
         return None
+    if match.url_name == "media" and match.namespace == "wagtail_members":
+        from .media import find_file
+
+        found, collection = find_file(match.kwargs["name"])
+        return list(collection.get_view_restrictions()) if found else None
     if match.url_name == "wagtaildocs_serve":
         from wagtail.documents import get_document_model
 

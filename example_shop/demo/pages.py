@@ -28,6 +28,8 @@ from wagtail_members.models import (
     StoryPage,
 )
 
+from .media import IMAGE_ALT, figure, gold_tasting_image
+
 SITE_NAME = "Lotus & Co."
 HOSTNAME = "127.0.0.1"
 PORT = 8000
@@ -282,13 +284,15 @@ def _load_catalogues(report, members):
     )
 
 
+GOLD_CAPTION = "Last spring's Gold evening: five rock teas, one farmer, twelve seats."
+
 COMMUNITY_INTRO = (
     "<p>Tea notes from our buyers, member days and stories from members. Some "
     "posts are for members only, some for the higher tiers.</p>"
 )
 
 
-def _community_posts(now):
+def _community_posts(now, gold_image):
     """(class, slug, fields, audience): audience None (everyone), "members" or a
     tier code (that tier and those above)."""
     return (
@@ -316,8 +320,11 @@ def _community_posts(now):
             "them.",
             "starts_at": now + timedelta(days=35),
             "place": "Lotus & Co. tasting room, Hangzhou",
-            "body": [("paragraph", RichText(
-                "<p>Twelve seats, for Gold and Diamond members.</p>"))],
+            "body": [
+                ("paragraph", RichText(
+                    "<p>Twelve seats, for Gold and Diamond members.</p>")),
+                figure(gold_image, IMAGE_ALT, GOLD_CAPTION),
+            ],
         }, "gold"),
         (StoryPage, "my-first-gaiwan", {
             "title": "My first gaiwan",
@@ -343,7 +350,10 @@ def _load_community(report, members):
         intro=COMMUNITY_INTRO,
         show_in_menus=True,
     )
-    for page_class, slug, fields, audience in _community_posts(timezone.now()):
+    gold_image = gold_tasting_image(report, _tier_groups("gold"))
+    for page_class, slug, fields, audience in _community_posts(
+        timezone.now(), gold_image
+    ):
         if _child(index, page_class, slug) is not None:
             report.reused("pages", fields["title"])
             continue
@@ -361,16 +371,20 @@ def _load_community(report, members):
 def _restrict_to_tier(page, code):
     """Privacy as an editor sets it: the groups of ``code``'s tier and those
     above it."""
+    restriction = PageViewRestriction.objects.create(
+        page=page, restriction_type=PageViewRestriction.GROUPS
+    )
+    restriction.groups.set(_tier_groups(code))
+
+
+def _tier_groups(code):
+    """The groups of ``code``'s tier and of the tiers above it."""
     tier = Tier.objects.get(code=code)
-    groups = [
+    return [
         higher.group
         for higher in Tier.objects.filter(rank__gte=tier.rank).select_related("group")
         if higher.group_id
     ]
-    restriction = PageViewRestriction.objects.create(
-        page=page, restriction_type=PageViewRestriction.GROUPS
-    )
-    restriction.groups.set(groups)
 
 
 CHINESE = "zh-hans"
@@ -393,8 +407,16 @@ def _chinese_fields(page, members_zh):
     copy = {**zh.BENEFIT_PAGES, **zh.POSTS}.get(page.slug)
     if copy is None:
         return None
-    fields = {key: value for key, value in copy.items() if key != "paragraph"}
+    own = ("paragraph", "figure_alt", "figure_caption")
+    fields = {key: value for key, value in copy.items() if key not in own}
     fields["body"] = [("paragraph", RichText(copy["paragraph"]))]
+    pictures = [
+        block.value["image"] for block in page.body if block.block_type == "figure"
+    ]
+    if pictures and "figure_caption" in copy:
+        fields["body"].append(
+            figure(pictures[0], copy["figure_alt"], copy["figure_caption"])
+        )
     return fields
 
 

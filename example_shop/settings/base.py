@@ -194,6 +194,16 @@ STATIC_URL = "/static/"
 STATIC_ROOT = Path(os.environ.get("DJANGO_STATIC_ROOT", VAR_DIR / "static"))
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT", VAR_DIR / "media"))
+# Files of images and documents in collections restricted to members or tiers
+# live outside MEDIA_ROOT and are served by wagtail_members' media view, which
+# checks the reader first (README, "Images and documents of restricted collections").
+WAGTAIL_MEMBERS_GATED_MEDIA_ROOT = Path(
+    os.environ.get("DJANGO_GATED_MEDIA_ROOT", VAR_DIR / "gated-media")
+)
+STORAGES = {
+    "default": {"BACKEND": "wagtail_members.storage.GatedFileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 
 EMAIL_BACKEND = os.environ.get(
     "DJANGO_EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend"

@@ -21,6 +21,7 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 _RUN_DIR = Path(tempfile.mkdtemp(prefix="example-shop-test-"))
 atexit.register(shutil.rmtree, _RUN_DIR, ignore_errors=True)
 MEDIA_ROOT = Path(os.environ.get("DJANGO_MEDIA_ROOT") or _RUN_DIR / "media")
+WAGTAIL_MEMBERS_GATED_MEDIA_ROOT = _RUN_DIR / "gated-media"
 HAYSTACK_CONNECTIONS = {
     "default": {
         "ENGINE": "haystack.backends.whoosh_backend.WhooshEngine",
@@ -28,7 +29,7 @@ HAYSTACK_CONNECTIONS = {
     }
 }
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": "wagtail_members.storage.GatedFileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 ALLOWED_HOSTS = ["*"]
