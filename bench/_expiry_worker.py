@@ -193,7 +193,7 @@ def main(argv=None):
     from django.utils import timezone
 
     from bench import dataset
-    from oscar_loyalty import tasks
+    from oscar_loyalty.conf import loyalty_settings
 
     now = timezone.now().replace(microsecond=0)
     dataset.pause_autovacuum()
@@ -207,7 +207,7 @@ def main(argv=None):
 
     checkpoint(args.raw_database_url)
     raw_seconds, raw_expired = expire_with_raw_sql(
-        args.raw_database_url, now, tasks.EXPIRY_CHUNK
+        args.raw_database_url, now, loyalty_settings.EXPIRY_CHUNK
     )
     info(f"expiry: raw SQL expired {raw_expired} lots in {raw_seconds:.1f} s")
 

@@ -31,7 +31,8 @@
 
 2. copies ``URL`` to ``RAW`` (``CREATE DATABASE ... TEMPLATE``);
 3. on ``RAW``, times the raw SQL bound: one statement per member-id chunk of
-   ``TIER_REVIEW_CHUNK`` that locks the members, sums their qualifying spend,
+   ``OSCAR_LOYALTY_TIER_REVIEW_CHUNK`` that locks the members, sums their
+   qualifying spend,
    finds the tier it reaches, applies the review's decisions
    (:func:`oscar_loyalty.services.tiers.decide`), updates the members, writes a
    ``review`` :class:`TierChange` per move and puts each moved member's user in
@@ -394,9 +395,10 @@ def main(argv=None):
     from django.utils import timezone
 
     from bench import dataset
-    from oscar_loyalty import rules, tasks
+    from oscar_loyalty import rules
+    from oscar_loyalty.conf import loyalty_settings
 
-    chunk = tasks.TIER_REVIEW_CHUNK
+    chunk = loyalty_settings.TIER_REVIEW_CHUNK
     now = timezone.now().replace(microsecond=0)
     pause_autovacuum()
     dataset.populate_tiers(

@@ -11,9 +11,10 @@ from celery import shared_task
 from django.utils.dateparse import parse_datetime
 
 from .services import actions, referrals
+from .tasks import RUN_AGAIN_IF_LOST
 
 
-@shared_task(name="oscar_loyalty.reward_birthday_points")
+@shared_task(name="oscar_loyalty.reward_birthday_points", **RUN_AGAIN_IF_LOST)
 def reward_birthday_points(today=None):
     """Daily: birthday points of the day (and yesterday's, if that run was
     missed); once per member and year."""
@@ -22,7 +23,7 @@ def reward_birthday_points(today=None):
     )
 
 
-@shared_task(name="oscar_loyalty.reward_confirmed_referrals")
+@shared_task(name="oscar_loyalty.reward_confirmed_referrals", **RUN_AGAIN_IF_LOST)
 def reward_confirmed_referrals(now=None):
     """Reward (or refuse) the referrals whose new member's first order is
     confirmed; returns ``{"rewarded": n, "refused": n}``."""

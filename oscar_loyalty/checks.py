@@ -185,6 +185,13 @@ def _policy_errors():
             )
         )
     positive_whole_number("EXPIRY_MONTHS")
+    for chunk in (
+        "EXPIRY_CHUNK",
+        "CONFIRM_CHUNK",
+        "REMINDER_CHUNK",
+        "TIER_REVIEW_CHUNK",
+    ):
+        positive_whole_number(chunk)
     positive_whole_number("HOLD_TIMEOUT_MINUTES")
     positive_whole_number("VOUCHER_ATTEMPTS_PER_USER")
     positive_whole_number("VOUCHER_ATTEMPTS_PER_IP")

@@ -70,6 +70,13 @@ DEFAULTS = {
     # The request header with the client's address. Behind a proxy, name the
     # header it sets (e.g. "HTTP_X_FORWARDED_FOR") only if the proxy overwrites it.
     "CLIENT_IP_HEADER": "REMOTE_ADDR",
+    # Background jobs fan out over id ranges of this many rows a task: lots to
+    # expire, pending lots to confirm, members to remind, members to review.
+    # Smaller: more, shorter tasks spread over more workers.
+    "EXPIRY_CHUNK": 50_000,
+    "CONFIRM_CHUNK": 50_000,
+    "REMINDER_CHUNK": 10_000,
+    "TIER_REVIEW_CHUNK": 50_000,
 }
 
 

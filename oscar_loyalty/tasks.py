@@ -17,12 +17,16 @@ from .conf import loyalty_settings
 from .models import Lot, Member, OrderActivity, Posting
 from .services import orders
 
-#: Lot ids per expiry task: large enough to be set-based, small enough to retry.
-EXPIRY_CHUNK = 50_000
-#: Lot ids per return-window task.
-CONFIRM_CHUNK = 50_000
-#: Member ids per reminder task (each member's lots stay in one task: one e-mail).
-REMINDER_CHUNK = 10_000
+#: Every task here is safe to run twice (its work is keyed, locked or checked
+#: first), so each message is acknowledged only once its task has run, and goes
+#: back to the queue when the worker running it dies (killed, out of memory):
+#: another worker does it again instead of it being lost.
+RUN_AGAIN_IF_LOST = {"acks_late": True, "reject_on_worker_lost": True}
+
+# Chunk sizes are settings (OSCAR_LOYALTY_*_CHUNK): lot ids per expiry task,
+# large enough to be set-based, small enough to retry; lot ids per return-window
+# task; member ids per reminder task (a member's lots stay in one task: one
+# e-mail); member ids per tier-review task.
 
 
 def id_ranges(queryset, field, chunk):
@@ -40,25 +44,25 @@ def id_ranges(queryset, field, chunk):
     ]
 
 
-@shared_task(name="oscar_loyalty.expire_points")
+@shared_task(name="oscar_loyalty.expire_points", **RUN_AGAIN_IF_LOST)
 def expire_points(now=None):
     """Fan the due lots out by id range, one task per chunk (never one per member)."""
     now = parse_datetime(now) if now else timezone.now()
     due = Lot.objects.filter(
         status=Lot.Status.ACTIVE, remaining__gt=0, expires_at__lte=now
     )
-    ranges = id_ranges(due, "id", EXPIRY_CHUNK)
+    ranges = id_ranges(due, "id", loyalty_settings.EXPIRY_CHUNK)
     for start, end in ranges:
         expire_points_chunk.delay(start, end, now.isoformat())
     return len(ranges)
 
 
-@shared_task(name="oscar_loyalty.expire_points_chunk")
+@shared_task(name="oscar_loyalty.expire_points_chunk", **RUN_AGAIN_IF_LOST)
 def expire_points_chunk(start_id, end_id, now):
     return jobs.expire_lots(now=parse_datetime(now), start_id=start_id, end_id=end_id)
 
 
-@shared_task(name="oscar_loyalty.confirm_returned_points")
+@shared_task(name="oscar_loyalty.confirm_returned_points", **RUN_AGAIN_IF_LOST)
 def confirm_returned_points(now=None):
     """Fan the pending lots past the return window out by lot-id range.
 
@@ -69,20 +73,20 @@ def confirm_returned_points(now=None):
     due = jobs.returned_lots_due(now)
     if due is None:
         return 0
-    ranges = id_ranges(due, "id", CONFIRM_CHUNK)
+    ranges = id_ranges(due, "id", loyalty_settings.CONFIRM_CHUNK)
     for start, end in ranges:
         confirm_returned_points_chunk.delay(start, end, now.isoformat())
     return len(ranges)
 
 
-@shared_task(name="oscar_loyalty.confirm_returned_points_chunk")
+@shared_task(name="oscar_loyalty.confirm_returned_points_chunk", **RUN_AGAIN_IF_LOST)
 def confirm_returned_points_chunk(start_id, end_id, now):
     return jobs.confirm_returned_lots(
         now=parse_datetime(now), start_id=start_id, end_id=end_id
     )
 
 
-@shared_task(name="oscar_loyalty.remind_expiring_points")
+@shared_task(name="oscar_loyalty.remind_expiring_points", **RUN_AGAIN_IF_LOST)
 def remind_expiring_points(now=None):
     """Fan the members due an expiry reminder out by member-id range.
 
@@ -93,25 +97,25 @@ def remind_expiring_points(now=None):
     due = jobs.reminders_due(now)
     if due is None:
         return 0
-    ranges = id_ranges(due, "member_id", REMINDER_CHUNK)
+    ranges = id_ranges(due, "member_id", loyalty_settings.REMINDER_CHUNK)
     for start, end in ranges:
         remind_expiring_points_chunk.delay(start, end, now.isoformat())
     return len(ranges)
 
 
-@shared_task(name="oscar_loyalty.remind_expiring_points_chunk")
+@shared_task(name="oscar_loyalty.remind_expiring_points_chunk", **RUN_AGAIN_IF_LOST)
 def remind_expiring_points_chunk(start_id, end_id, now):
     return jobs.remind_expiring_lots(
         now=parse_datetime(now), start_id=start_id, end_id=end_id
     )
 
 
-@shared_task(name="oscar_loyalty.release_stale_holds")
+@shared_task(name="oscar_loyalty.release_stale_holds", **RUN_AGAIN_IF_LOST)
 def release_stale_holds():
     return jobs.release_stale_holds()
 
 
-@shared_task(name="oscar_loyalty.award_missed_orders")
+@shared_task(name="oscar_loyalty.award_missed_orders", **RUN_AGAIN_IF_LOST)
 def award_missed_orders(days=3):
     """Award orders of the last ``days`` whose ``order_placed`` receiver failed."""
     Order = get_model("order", "Order")
@@ -129,7 +133,7 @@ def award_missed_orders(days=3):
     return sum(orders.award_order(order) or 0 for order in missed.iterator(500))
 
 
-@shared_task(name="oscar_loyalty.follow_missed_status_changes")
+@shared_task(name="oscar_loyalty.follow_missed_status_changes", **RUN_AGAIN_IF_LOST)
 def follow_missed_status_changes(days=30):
     """Confirm or reverse the points of recent orders whose status receiver failed.
 
@@ -188,7 +192,7 @@ def backfill_orders(since=None):
     return placed
 
 
-@shared_task(name="oscar_loyalty.award_orders_range")
+@shared_task(name="oscar_loyalty.award_orders_range", **RUN_AGAIN_IF_LOST)
 def award_orders_range(start_id, end_id, since=None):
     """Award the backfill's orders with ``start_id <= pk < end_id``; the points.
 
@@ -208,31 +212,27 @@ def backfill_ranges(since=None, chunk=BACKFILL_CHUNK):
     return id_ranges(backfill_orders(since), "pk", chunk)
 
 
-@shared_task(name="oscar_loyalty.resync_tier_groups")
+@shared_task(name="oscar_loyalty.resync_tier_groups", **RUN_AGAIN_IF_LOST)
 def resync_tier_groups():
     from .services import tiers
 
     tiers.resync_all_groups()
 
 
-#: Members per tier-review task.
-TIER_REVIEW_CHUNK = 50_000
-
-
-@shared_task(name="oscar_loyalty.review_tiers")
+@shared_task(name="oscar_loyalty.review_tiers", **RUN_AGAIN_IF_LOST)
 def review_tiers(now=None):
     """The periodic tier review: fans out over member-id ranges; returns the chunks.
 
     Each chunk reviews at the moment it runs, unless ``now`` (ISO 8601) is given:
     a chunk run minutes after the fan-out then sees the orders confirmed since.
     """
-    ranges = id_ranges(Member.objects.all(), "id", TIER_REVIEW_CHUNK)
+    ranges = id_ranges(Member.objects.all(), "id", loyalty_settings.TIER_REVIEW_CHUNK)
     for start, end in ranges:
         review_tiers_chunk.delay(now, start, end)
     return len(ranges)
 
 
-@shared_task(name="oscar_loyalty.review_tiers_chunk")
+@shared_task(name="oscar_loyalty.review_tiers_chunk", **RUN_AGAIN_IF_LOST)
 def review_tiers_chunk(now, start_id, end_id):
     from .services import tiers
 
@@ -241,7 +241,7 @@ def review_tiers_chunk(now, start_id, end_id):
     return result.as_tuple()
 
 
-@shared_task(name="oscar_loyalty.issue_birthday_coupons")
+@shared_task(name="oscar_loyalty.issue_birthday_coupons", **RUN_AGAIN_IF_LOST)
 def issue_birthday_coupons(today=None):
     """Daily: the birthday coupons of the day (idempotent per member and year)."""
     from datetime import date
@@ -252,7 +252,7 @@ def issue_birthday_coupons(today=None):
     return coupons.issue_birthday_coupons(today=day)
 
 
-@shared_task(name="oscar_loyalty.issue_tier_coupons")
+@shared_task(name="oscar_loyalty.issue_tier_coupons", **RUN_AGAIN_IF_LOST)
 def issue_tier_coupons(start_id, end_id, design_id=None):
     """Tier-exclusive coupons for the members with ``start_id <= pk < end_id`` in
     a design's tier or above (those who have one already are skipped); only
@@ -269,7 +269,7 @@ def issue_tier_coupons(start_id, end_id, design_id=None):
 TIER_COUPON_CHUNK = 10_000
 
 
-@shared_task(name="oscar_loyalty.issue_tier_coupons_to_all")
+@shared_task(name="oscar_loyalty.issue_tier_coupons_to_all", **RUN_AGAIN_IF_LOST)
 def issue_tier_coupons_to_all(design_id=None):
     """Fan out :func:`issue_tier_coupons` over member-id ranges (a new tier
     design reaching the members already in its tier); returns the chunks."""
@@ -281,7 +281,7 @@ def issue_tier_coupons_to_all(design_id=None):
     return len(ranges)
 
 
-@shared_task(name="oscar_loyalty.purge_voucher_attempts")
+@shared_task(name="oscar_loyalty.purge_voucher_attempts", **RUN_AGAIN_IF_LOST)
 def purge_voucher_attempts():
     """Delete the voucher-attempt counters of ended windows."""
     from .coupons import purge_attempts
@@ -289,7 +289,7 @@ def purge_voucher_attempts():
     return purge_attempts()
 
 
-@shared_task(name="oscar_loyalty.refund_unused_rewards")
+@shared_task(name="oscar_loyalty.refund_unused_rewards", **RUN_AGAIN_IF_LOST)
 def refund_unused_rewards():
     """Daily: points back for coupons bought with points that expired unused
     (rewards whose owner chose so)."""
@@ -298,7 +298,7 @@ def refund_unused_rewards():
     return rewards.refund_expired()
 
 
-@shared_task(name="oscar_loyalty.issue_campaign_coupons")
+@shared_task(name="oscar_loyalty.issue_campaign_coupons", **RUN_AGAIN_IF_LOST)
 def issue_campaign_coupons():
     """Campaigns that started hand out their coupon to their audience (once)."""
     from . import campaigns

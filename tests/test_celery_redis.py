@@ -1,16 +1,22 @@
-"""Celery: a real worker answers through Redis; without a broker tasks run eagerly.
+"""Celery: real workers through Redis; without a broker tasks run eagerly.
 
-The Redis test starts ``celery -A example_shop worker`` as a subprocess on a Redis
-database of its own (``/15`` of ``CELERY_BROKER_URL``) and a queue named for this run,
-so it can neither take nor leave work for any other worker on the same server.
+The Redis tests start ``celery -A example_shop worker`` as a subprocess on a Redis
+database of its own (``/15`` of ``CELERY_BROKER_URL``) and a queue named for the test,
+so they can neither take nor leave work for any other worker on the same server. One
+answers a ping; one expires a batch of lots end to end on the test's PostgreSQL
+database (the beat task fans out, the worker runs every chunk); one kills the worker
+with SIGKILL in the middle of a chunk, starts another, and checks that the batch
+completes with every lot expired once and the ledger check clean.
 """
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -37,13 +43,12 @@ def redis_url():
     return redis_url_for_tests(os.environ["CELERY_BROKER_URL"])
 
 
-@pytest.fixture
-def worker(tmp_path, redis_url):
-    """A solo-pool worker of the example shop, consuming one private queue."""
-    queue = f"loyalty-tests-{uuid.uuid4().hex[:12]}"
+def start_worker(tmp_path, redis_url, queue, *, settings_module=None, env=None):
+    """A solo-pool worker of the example shop consuming only ``queue``; its
+    output goes to ``tmp_path/worker-<n>.log``."""
     env = {
         **os.environ,
-        "DJANGO_SETTINGS_MODULE": "example_shop.settings.test",
+        "DJANGO_SETTINGS_MODULE": settings_module or "example_shop.settings.test",
         "CELERY_BROKER_URL": redis_url,
         "CELERY_RESULT_BACKEND": redis_url,
         "CELERY_TASK_ALWAYS_EAGER": "false",
@@ -52,8 +57,9 @@ def worker(tmp_path, redis_url):
         "PYTHONPATH": os.pathsep.join(
             filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])
         ),
+        **(env or {}),
     }
-    log = tmp_path / "worker.log"
+    log = tmp_path / f"worker-{len(list(tmp_path.glob('worker-*.log')))}.log"
     with log.open("w") as output:
         process = subprocess.Popen(
             [
@@ -72,23 +78,43 @@ def worker(tmp_path, redis_url):
                 "--queues",
                 queue,
                 "--hostname",
-                f"{queue}@%h",
+                f"{queue}-{uuid.uuid4().hex[:6]}@%h",
             ],
             cwd=ROOT,
             env=env,
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    try:
-        yield queue, process, log
-    finally:
+    return process, log
+
+
+def stop(process):
+    if process.poll() is None:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=10)
-        forget_queue(redis_url, queue)
+
+
+@pytest.fixture
+def queue(redis_url):
+    """A queue of this test's own, removed from Redis afterwards."""
+    name = f"loyalty-tests-{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        forget_queue(redis_url, name)
+
+
+@pytest.fixture
+def worker(tmp_path, redis_url, queue):
+    process, log = start_worker(tmp_path, redis_url, queue)
+    try:
+        yield queue, process, log
+    finally:
+        stop(process)
 
 
 def forget_queue(redis_url, queue):
@@ -187,3 +213,162 @@ def test_without_a_worker_ping_runs_eagerly_in_the_web_process():
 
     assert isinstance(result, EagerResult)
     assert result.get() == "pong"
+
+
+# An expiry batch through a real worker ----------------------------------------------
+
+#: Lots past their date, in chunks of CHUNK lot ids: BATCH / CHUNK tasks.
+BATCH = 12_000
+CHUNK = 400
+
+
+def worker_database_url():
+    """The test database (the worker is another process: it sees committed rows)."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    user = quote(db["USER"] or "postgres")
+    password = f":{quote(db['PASSWORD'])}" if db["PASSWORD"] else ""
+    host = db["HOST"] or "127.0.0.1"
+    return f"postgres://{user}{password}@{host}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def due_batch(db):
+    """BATCH lots of 500 members past their expiry date (and some still valid),
+    written set-based like a migrated programme; the ledger is consistent."""
+    from django.utils import timezone
+
+    from bench.dataset import populate
+    from oscar_loyalty.audit import find_drift
+
+    now = timezone.now().replace(microsecond=0)
+    populate(members=500, due_lots=BATCH, valid_lots=300, now=now)
+    assert find_drift() == []
+    return now
+
+
+def expiry_worker(tmp_path, redis_url, queue):
+    return start_worker(
+        tmp_path,
+        redis_url,
+        queue,
+        settings_module="tests.worker_settings",
+        env={
+            "DATABASE_URL": worker_database_url(),
+            "LOYALTY_TEST_QUEUE": queue,
+            "LOYALTY_TEST_EXPIRY_CHUNK": str(CHUNK),
+        },
+    )
+
+
+def expired_count():
+    from oscar_loyalty.models import Lot
+
+    return Lot.objects.filter(status=Lot.Status.EXPIRED).count()
+
+
+def wait_until(condition, *, timeout, process, log, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        if process is not None and process.poll() is not None:
+            pytest.fail(f"the worker stopped ({process.poll()}):\n{log.read_text()}")
+        time.sleep(0.02)
+    pytest.fail(f"{what} not within {timeout} s:\n{log.read_text()}")
+
+
+def send_expiry(client_app, queue, now):
+    with client_app.connection_for_write() as connection:
+        Queue(queue, Exchange(queue), routing_key=queue).bind(connection).declare()
+    return client_app.send_task(
+        "oscar_loyalty.expire_points", kwargs={"now": now.isoformat()}, queue=queue
+    )
+
+
+def assert_expired_once(now):
+    """Every due lot expired by exactly one posting of its own key; the
+    balances agree with the rows; nothing valid touched."""
+    from oscar_loyalty.audit import find_drift
+    from oscar_loyalty.models import Lot, Posting
+
+    due = Lot.objects.filter(expires_at__lte=now)
+    assert due.count() == BATCH
+    assert not due.exclude(status=Lot.Status.EXPIRED).exists()
+    assert not Lot.objects.filter(
+        expires_at__gt=now, status=Lot.Status.EXPIRED
+    ).exists()
+    expiries = Posting.objects.filter(kind=Posting.Kind.EXPIRE)
+    assert expiries.count() == BATCH
+    assert expiries.values("key").distinct().count() == BATCH
+    assert find_drift() == []
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_expires_a_batch_end_to_end(
+    tmp_path, redis_url, queue, client_app, due_batch
+):
+    process, log = expiry_worker(tmp_path, redis_url, queue)
+    try:
+        chunks = send_expiry(client_app, queue, due_batch).get(timeout=60)
+        assert chunks == BATCH // CHUNK
+
+        wait_until(
+            lambda: expired_count() == BATCH,
+            timeout=120,
+            process=process,
+            log=log,
+            what="the whole batch expired",
+        )
+    finally:
+        stop(process)
+
+    assert_expired_once(due_batch)
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_batch_leaves_nothing_undone_or_done_twice(
+    tmp_path, redis_url, queue, client_app, due_batch
+):
+    server = redis.Redis.from_url(redis_url)
+    process, log = expiry_worker(tmp_path, redis_url, queue)
+    try:
+        send_expiry(client_app, queue, due_batch)
+        # Kill it while it runs a chunk: some lots expired, not all, and a message
+        # taken but not acknowledged (acks_late).
+        wait_until(
+            lambda: (
+                0 < expired_count() < BATCH - 2 * CHUNK and server.hlen("unacked") > 0
+            ),
+            timeout=120,
+            process=process,
+            log=log,
+            what="the worker half-way through the batch",
+        )
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        done_before = expired_count()
+        assert 0 < done_before < BATCH
+        assert server.hlen("unacked") > 0  # the chunk it was running
+
+        # A new worker: the lost chunk comes back after the visibility timeout.
+        process, log = expiry_worker(tmp_path, redis_url, queue)
+        wait_until(
+            lambda: expired_count() == BATCH and server.hlen("unacked") == 0,
+            timeout=180,
+            process=process,
+            log=log,
+            what="the batch finished after the restart",
+        )
+    finally:
+        stop(process)
+        server.close()
+
+    assert_expired_once(due_batch)

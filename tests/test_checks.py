@@ -291,6 +291,8 @@ def test_any_base_template_a_loader_finds_passes(settings):
         ("OSCAR_LOYALTY_CONFIRM_AFTER_DAYS", "14", "oscar_loyalty.E012"),
         ("OSCAR_LOYALTY_REMINDER_DAYS", (30, 0), "oscar_loyalty.E012"),
         ("OSCAR_LOYALTY_REDEEM_POINT_VALUE", "0.00001", "oscar_loyalty.E016"),
+        ("OSCAR_LOYALTY_EXPIRY_CHUNK", 0, "oscar_loyalty.E012"),
+        ("OSCAR_LOYALTY_TIER_REVIEW_CHUNK", "1000", "oscar_loyalty.E012"),
     ],
 )
 def test_a_wrong_programme_policy_is_reported_by_id(settings, setting, value, check_id):

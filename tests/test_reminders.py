@@ -215,10 +215,8 @@ def test_one_email_lists_the_points_by_expiry_date(remind, mailoutbox):
     assert history.subject == message.subject
 
 
-def test_members_in_different_chunks_each_get_one_email(
-    remind, mailoutbox, monkeypatch
-):
-    monkeypatch.setattr(tasks, "REMINDER_CHUNK", 1)
+def test_members_in_different_chunks_each_get_one_email(remind, mailoutbox, settings):
+    settings.OSCAR_LOYALTY_REMINDER_CHUNK = 1
     owners = [member() for _ in range(3)]
     for index, owner in enumerate(owners):
         active_lot(owner, 10, key=f"x{index}")

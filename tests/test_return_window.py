@@ -159,8 +159,8 @@ def test_lots_of_orders_in_a_reverse_status_are_not_confirmed(client):
     assert find_drift() == []
 
 
-def test_many_lots_and_members_in_chunks(monkeypatch):
-    monkeypatch.setattr(tasks, "CONFIRM_CHUNK", 3)
+def test_many_lots_and_members_in_chunks(settings):
+    settings.OSCAR_LOYALTY_CONFIRM_CHUNK = 3
     members = [get_or_create_member(UserFactory()) for _ in range(4)]
     for index in range(20):
         pending_lot(members[index % 4], index + 1, days_ago=15, key=f"k{index}")

@@ -833,7 +833,7 @@ def test_a_review_chunk_touches_only_its_id_range(ladder, settings):
 
 def test_the_review_task_fans_out_in_chunks(ladder, settings, monkeypatch):
     settings.OSCAR_LOYALTY_TIER_GRACE_DAYS = 0
-    monkeypatch.setattr(tasks, "TIER_REVIEW_CHUNK", 2)
+    settings.OSCAR_LOYALTY_TIER_REVIEW_CHUNK = 2
     members = [member_in(ladder[2]) for _ in range(5)]
     ids = [member.pk for member in members]
 

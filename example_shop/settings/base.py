@@ -10,13 +10,13 @@ pipelines, the class loader, the account redirect), so they live here and not in
 import os
 from pathlib import Path
 
-from celery.schedules import crontab
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from oscar.defaults import *  # noqa: F403
 
 from example_shop.access import can_access_wagtail_admin
 from oscar_loyalty.dashboard.navigation import LOYALTY_DASHBOARD_NAVIGATION
+from oscar_loyalty.schedule import loyalty_beat_schedule
 
 from .env import database_from_url, env_bool
 
@@ -298,65 +298,14 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BEAT_SCHEDULE = {
-    "loyalty-expire-points": {
-        "task": "oscar_loyalty.expire_points",
-        "schedule": crontab(minute=5),
-    },
-    "loyalty-release-stale-holds": {
-        "task": "oscar_loyalty.release_stale_holds",
-        "schedule": crontab(minute="*/5"),
-    },
-    "loyalty-award-missed-orders": {
-        "task": "oscar_loyalty.award_missed_orders",
-        "schedule": crontab(minute=30),
-    },
-    # Orders whose status receiver failed: confirm or reverse them.
-    "loyalty-follow-missed-status-changes": {
-        "task": "oscar_loyalty.follow_missed_status_changes",
-        "schedule": crontab(minute=40),
-    },
-    # Does nothing unless OSCAR_LOYALTY_CONFIRM_AFTER_DAYS is set.
-    "loyalty-confirm-returned-points": {
-        "task": "oscar_loyalty.confirm_returned_points",
-        "schedule": crontab(minute=45),
-    },
-    # Daily, at night: tier downgrades (after grace) and catch-up upgrades.
-    "loyalty-review-tiers": {
-        "task": "oscar_loyalty.review_tiers",
-        "schedule": crontab(hour=3, minute=15),
-    },
-    # Daily, early in the morning of CELERY_TIMEZONE: the day's birthday coupons.
-    "loyalty-birthday-coupons": {
-        "task": "oscar_loyalty.issue_birthday_coupons",
-        "schedule": crontab(hour=6, minute=0),
-    },
-    "loyalty-issue-campaign-coupons": {
-        "task": "oscar_loyalty.issue_campaign_coupons",
-        "schedule": crontab(minute="*/15"),
-    },
-    "loyalty-refund-unused-rewards": {
-        "task": "oscar_loyalty.refund_unused_rewards",
-        "schedule": crontab(hour=4, minute=30),
-    },
-    "loyalty-birthday-points": {
-        "task": "oscar_loyalty.reward_birthday_points",
-        "schedule": crontab(hour=6, minute=5),
-    },
-    "loyalty-reward-referrals": {
-        "task": "oscar_loyalty.reward_confirmed_referrals",
-        "schedule": crontab(minute=20),
-    },
-    "loyalty-purge-voucher-attempts": {
-        "task": "oscar_loyalty.purge_voucher_attempts",
-        "schedule": crontab(minute=50),
-    },
-    # Daily, in the morning of CELERY_TIMEZONE: the windows are counted in days.
-    "loyalty-remind-expiring-points": {
-        "task": "oscar_loyalty.remind_expiring_points",
-        "schedule": crontab(hour=10, minute=0),
-    },
+# Redis gives a task's message to another worker when it was not acknowledged
+# within this many seconds (the worker running it died): longer than any task.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": int(os.environ.get("CELERY_VISIBILITY_TIMEOUT", 3600))
 }
+# Every periodic job of the programme, on its default time (README, "Celery in
+# production"); change one with overrides=, leave one out with exclude=.
+CELERY_BEAT_SCHEDULE = loyalty_beat_schedule()
 
 LOGGING = {
     "version": 1,
