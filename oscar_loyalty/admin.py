@@ -1,8 +1,30 @@
-"""Read-only Django admin views of the ledger: every write goes through services."""
+"""Read-only Django admin views for support staff: the ledger and everything the
+programme issued or counts. Every write goes through the services and the
+Loyalty section of Oscar's dashboard (validated, audited); here nothing can be
+added, changed or deleted, whatever a user's permissions."""
 
 from django.contrib import admin
 
-from .models import Entry, Hold, Lot, Member, OrderActivity, Posting, Tier, TierChange
+from .models import (
+    ActionAward,
+    ActionRule,
+    Campaign,
+    CampaignOrder,
+    CouponDesign,
+    EarnRule,
+    Entry,
+    Hold,
+    Lot,
+    Member,
+    MemberCoupon,
+    OrderActivity,
+    Posting,
+    Referral,
+    Reward,
+    RewardRedemption,
+    Tier,
+    TierChange,
+)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -131,3 +153,77 @@ class OrderActivityAdmin(ReadOnlyAdmin):
     ]
     search_fields = ["order_number", "member__number"]
     list_select_related = ["member"]
+
+
+@admin.register(EarnRule)
+class EarnRuleAdmin(ReadOnlyAdmin):
+    list_display = [
+        "name",
+        "multiplier",
+        "starts_at",
+        "ends_at",
+        "is_active",
+        "version",
+    ]
+    list_filter = ["is_active"]
+
+
+@admin.register(CouponDesign)
+class CouponDesignAdmin(ReadOnlyAdmin):
+    list_display = ["name", "purpose", "benefit_type", "value", "valid_days", "tier"]
+    list_filter = ["purpose", "is_active"]
+
+
+@admin.register(MemberCoupon)
+class MemberCouponAdmin(ReadOnlyAdmin):
+    list_display = ["issued_at", "member", "design", "voucher", "reason", "actor_name"]
+    list_filter = ["design__purpose"]
+    search_fields = ["member__number", "member__user__email", "voucher__code"]
+    list_select_related = ["member", "design", "voucher"]
+
+
+@admin.register(Reward)
+class RewardAdmin(ReadOnlyAdmin):
+    list_display = ["name", "points_price", "stock", "per_member_limit", "is_active"]
+    list_filter = ["is_active"]
+
+
+@admin.register(RewardRedemption)
+class RewardRedemptionAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "reward", "member", "points", "refunded_at"]
+    search_fields = ["member__number", "member__user__email"]
+    list_select_related = ["reward", "member"]
+
+
+@admin.register(Campaign)
+class CampaignAdmin(ReadOnlyAdmin):
+    list_display = ["name", "kind", "starts_at", "ends_at", "is_active"]
+    list_filter = ["kind", "is_active"]
+
+
+@admin.register(CampaignOrder)
+class CampaignOrderAdmin(ReadOnlyAdmin):
+    list_display = ["placed_at", "campaign", "order_number", "revenue", "discount"]
+    search_fields = ["order_number"]
+    list_select_related = ["campaign"]
+
+
+@admin.register(ActionRule)
+class ActionRuleAdmin(ReadOnlyAdmin):
+    list_display = ["action", "points", "cap", "cap_period", "is_active"]
+
+
+@admin.register(ActionAward)
+class ActionAwardAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "member", "action", "points", "reversed_at"]
+    list_filter = ["action"]
+    search_fields = ["member__number", "member__user__email"]
+    list_select_related = ["member"]
+
+
+@admin.register(Referral)
+class ReferralAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "referrer", "referred", "status", "reason"]
+    list_filter = ["status"]
+    search_fields = ["referrer__number", "referred__number"]
+    list_select_related = ["referrer", "referred"]
