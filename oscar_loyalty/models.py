@@ -1597,3 +1597,42 @@ class MemberDevice(models.Model):
 
     def __str__(self):
         return f"{self.member}: {self.device[:8]}…"
+
+
+class ExportRecord(models.Model):
+    """Who downloaded which of the programme's data, when, with which filters:
+    personal data leaves the shop only on record (and with ``export_data``)."""
+
+    class Kind(models.TextChoices):
+        AUDIT_LOG = "audit_log", _("Staff audit log")
+
+    class Format(models.TextChoices):
+        CSV = "csv", "CSV"
+        XLSX = "xlsx", "XLSX"
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("staff user"),
+    )
+    user_name = models.CharField(_("staff user's name"), max_length=254)
+    kind = models.CharField(_("data"), max_length=32, choices=Kind.choices)
+    format = models.CharField(_("format"), max_length=8, choices=Format.choices)
+    filters = models.JSONField(_("filters"), default=dict, blank=True)
+    rows = models.PositiveIntegerField(_("rows"), default=0)
+    created_at = models.DateTimeField(_("exported at"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("export")
+        verbose_name_plural = _("exports")
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at"], name="loyalty_export_recent")]
+        permissions = [
+            ("view_audit_log", _("Can view the loyalty staff audit log")),
+            ("export_data", _("Can export loyalty data (CSV, XLSX)")),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.format}) by {self.user_name}"

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
 from oscar.core.loading import get_model
@@ -138,6 +139,11 @@ def test_staff_logins_can_reach_their_admin():
     assert not editor.is_superuser
     assert editor.groups.filter(name="Editors").exists()
     assert editor.has_perm("wagtailadmin.access_admin")
+    # The owner finds the staff gifts in the audit log.
+    client = Client()
+    client.force_login(admin)
+    audit = html_of(client.get("/shop/dashboard/loyalty/audit/"))
+    assert "Adjusted points by +300: Welcome to the Members' Club" in audit
 
 
 def test_the_site_serves_the_home_page_the_members_page_and_the_shop(client):

@@ -10,7 +10,9 @@ Three shoppers agreed to expiry reminders; the others show a member who did not.
 from datetime import timedelta
 from decimal import Decimal
 
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth import get_user_model
+from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from oscar.core.loading import get_model
 
@@ -131,14 +133,30 @@ def load_loyalty_history(report):
         if Posting.objects.filter(key=key).exists():
             report.reused("gifts", f"{username}: {points}")
             continue
+        member = get_or_create_member(user)
+        given_at = now - timedelta(days=days_ago)
+        staff = User.objects.filter(username="admin").first()
         ledger.adjust(
-            member=get_or_create_member(user),
+            member=member,
             points=points,
             reason=reason,
-            actor=ledger.Actor(id=None, name="Lotus & Co."),
+            actor=ledger.Actor.from_user(staff)
+            if staff
+            else ledger.Actor(id=None, name="Lotus & Co."),
             key=key,
-            now=now - timedelta(days=days_ago),
+            now=given_at,
         )
+        if staff:
+            # As the dashboard's adjustment form records it: the staff audit log.
+            LogEntry.objects.create(
+                user=staff,
+                content_type=ContentType.objects.get_for_model(Member),
+                object_id=str(member.pk),
+                object_repr=str(member)[:200],
+                action_flag=CHANGE,
+                change_message=f"Adjusted points by +{points}: {reason}",
+                action_time=given_at,
+            )
         report.created("gifts", f"{username}: {points}")
     expired = jobs.expire_lots(now=now)
     report.add("expired lots", "updated" if expired else "reused", str(expired))

@@ -78,6 +78,8 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-actionrule-create": ["is_staff", "oscar_loyalty.add_actionrule"],
         "loyalty-actionrule-update": ["is_staff", "oscar_loyalty.change_actionrule"],
         "loyalty-referral-list": ["is_staff", "oscar_loyalty.view_referral"],
+        # Downloading it also needs oscar_loyalty.export_data (checked in the view).
+        "loyalty-audit-log": ["is_staff", "oscar_loyalty.view_audit_log"],
     }
 
     def ready(self):
@@ -113,6 +115,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.actionrule_create_view = views.ActionRuleCreateView
         self.actionrule_update_view = views.ActionRuleUpdateView
         self.referral_list_view = views.ReferralListView
+        self.audit_log_view = views.AuditLogView
 
     def get_urls(self):
         urls = [
@@ -248,5 +251,6 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 self.referral_list_view.as_view(),
                 name="loyalty-referral-list",
             ),
+            path("audit/", self.audit_log_view.as_view(), name="loyalty-audit-log"),
         ]
         return self.post_process_urls(urls)

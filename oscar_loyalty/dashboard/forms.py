@@ -6,11 +6,14 @@ the member's row lock, since a balance can change between the form and the write
 """
 
 import uuid
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 from django import forms
 from django.conf import settings
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_class, get_model
 from oscar.forms import widgets
@@ -1165,3 +1168,91 @@ class ReferralSearchForm(forms.Form):
         if self.cleaned_data["status"]:
             queryset = queryset.filter(status=self.cleaned_data["status"])
         return queryset
+
+
+class AuditLogSearchForm(forms.Form):
+    """The staff audit log by staff user, kind of record, action, dates and
+    words of the change; every field optional."""
+
+    ACTIONS = (
+        ("", _("Any action")),
+        (str(ADDITION), _("Created")),
+        (str(CHANGE), _("Changed")),
+        (str(DELETION), _("Deleted")),
+    )
+
+    staff = forms.CharField(
+        label=_("Staff user (name or e-mail)"), required=False, max_length=254
+    )
+    kind = forms.ChoiceField(label=_("Record"), required=False)
+    action = forms.ChoiceField(label=_("Action"), choices=ACTIONS, required=False)
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=widgets.DatePickerInput()
+    )
+    date_to = forms.DateField(
+        label=_("Until"), required=False, widget=widgets.DatePickerInput()
+    )
+    q = forms.CharField(label=_("Words of the change"), required=False, max_length=200)
+
+    def __init__(self, *args, content_types=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.content_types = {str(ct.pk): ct for ct in content_types}
+        self.fields["kind"].choices = [("", _("Any record"))] + sorted(
+            (
+                (pk, str(ct.model_class()._meta.verbose_name).capitalize())
+                for pk, ct in self.content_types.items()
+                if ct.model_class() is not None
+            ),
+            key=lambda choice: choice[1],
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The first date is after the last."))
+        return cleaned
+
+    def filter(self, entries):
+        """``entries`` narrowed as asked; none when the form is bad."""
+        if not self.is_valid():
+            return entries.none()
+        data = self.cleaned_data
+        if data["staff"].strip():
+            staff = data["staff"].strip()
+            entries = entries.filter(
+                Q(user__username__icontains=staff) | Q(user__email__icontains=staff)
+            )
+        if data["kind"]:
+            entries = entries.filter(content_type_id=int(data["kind"]))
+        if data["action"]:
+            entries = entries.filter(action_flag=int(data["action"]))
+        if data["date_from"]:
+            entries = entries.filter(action_time__gte=start_of_day(data["date_from"]))
+        if data["date_to"]:
+            entries = entries.filter(
+                action_time__lt=start_of_day(data["date_to"] + timedelta(days=1))
+            )
+        if data["q"].strip():
+            words = data["q"].strip()
+            entries = entries.filter(
+                Q(change_message__icontains=words) | Q(object_repr__icontains=words)
+            )
+        return entries
+
+    def as_filters(self):
+        """The filters in force, for the export record."""
+        if not self.is_valid():
+            return {}
+        return {
+            name: str(value)
+            for name, value in self.cleaned_data.items()
+            if value not in (None, "")
+        }
+
+
+def start_of_day(day):
+    """Midnight starting ``day`` in the shop's time zone."""
+    return timezone.make_aware(
+        datetime.combine(day, time.min), timezone.get_default_timezone()
+    )

@@ -58,6 +58,10 @@ LOYALTY_DASHBOARD_NAVIGATION = {
             "url_name": "loyalty_dashboard:loyalty-referral-list",
         },
         {
+            "label": _("Staff audit log"),
+            "url_name": "loyalty_dashboard:loyalty-audit-log",
+        },
+        {
             "label": _("Programme overview"),
             "url_name": "loyalty_dashboard:loyalty-overview",
         },

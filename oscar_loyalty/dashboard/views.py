@@ -18,8 +18,10 @@ from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.models import ADDITION, CHANGE, LogEntry
+from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
+from django.contrib.contenttypes.models import ContentType
 from django.core import checks
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import IntegrityError, connection, transaction
 from django.db.models import (
@@ -55,7 +57,7 @@ from django.views.generic import (
 from oscar.core.loading import get_model
 from oscar.templatetags.currency_filters import currency
 
-from .. import tasks
+from .. import exports, tasks
 from ..campaigns import report as campaign_report
 from ..checks import TAG
 from ..conf import loyalty_settings
@@ -73,6 +75,7 @@ from ..models import (
     CouponDesign,
     EarnRule,
     Entry,
+    ExportRecord,
     Lot,
     Member,
     MemberCoupon,
@@ -90,6 +93,7 @@ from .forms import (
     BASIS_LABELS,
     ActionRuleForm,
     AdjustmentForm,
+    AuditLogSearchForm,
     CampaignForm,
     CampaignStepFormSet,
     CouponDesignForm,
@@ -391,7 +395,9 @@ class MemberAdjustView(MemberDetailView):
             except LoyaltyError as error:
                 form.add_error(None, str(error))
             else:
-                self.report(member, points, already_written)
+                self.report(
+                    member, points, already_written, form.cleaned_data["reason"]
+                )
                 return redirect(
                     reverse(
                         "loyalty_dashboard:loyalty-member-detail",
@@ -400,7 +406,7 @@ class MemberAdjustView(MemberDetailView):
                 )
         return self.render_to_response(self.get_context_data(adjustment_form=form))
 
-    def report(self, member, points, already_written):
+    def report(self, member, points, already_written, reason):
         if already_written:
             messages.info(
                 self.request,
@@ -413,6 +419,7 @@ class MemberAdjustView(MemberDetailView):
             member.number,
             points,
         )
+        audit(self.request, member, CHANGE, f"Adjusted points by {points:+d}: {reason}")
         if points > 0:
             message = _("Added %(points)s points to member %(number)s.")
         else:
@@ -460,7 +467,7 @@ class MemberSetTierView(MemberDetailView):
             except LoyaltyError as error:
                 form.add_error(None, str(error))
             else:
-                self.report(member, tier)
+                self.report(member, tier, form.cleaned_data["reason"], day)
                 return redirect(
                     reverse(
                         "loyalty_dashboard:loyalty-member-detail",
@@ -469,12 +476,19 @@ class MemberSetTierView(MemberDetailView):
                 )
         return self.render_to_response(self.get_context_data(tier_form=form))
 
-    def report(self, member, tier):
+    def report(self, member, tier, reason, protect_until):
         logger.info(
             "Staff user %s set the tier of member %s to %s",
             self.request.user.pk,
             member.number,
             tier.code if tier else None,
+        )
+        protection = f", protected until {protect_until}" if protect_until else ""
+        audit(
+            self.request,
+            member,
+            CHANGE,
+            f"Set tier to {tier.name if tier else 'none'}{protection}: {reason}",
         )
         if tier is None:
             message = _("Member %(number)s now has no tier.")
@@ -1749,3 +1763,106 @@ class ReferralListView(ListView):
             can_view_orders=user.has_perm("order.view_order"),
         )
         return context
+
+
+# Staff audit log -------------------------------------------------------------------
+
+AUDIT_ACTIONS = {
+    ADDITION: gettext_lazy("Created"),
+    CHANGE: gettext_lazy("Changed"),
+    DELETION: gettext_lazy("Deleted"),
+}
+
+
+class AuditLogView(ListView):
+    """Every staff change to the programme (Django's admin log entries of the
+    plugin's records: who, when, what, before → after), newest first, filtered;
+    ``?format=csv`` or ``xlsx`` downloads the filtered list, on record, for staff
+    who may export. One query for the page, one for the count."""
+
+    template_name = "oscar_loyalty/dashboard/audit_log.html"
+    context_object_name = "entries"
+    paginate_by = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+
+    def loyalty_content_types(self):
+        from django.apps import apps
+
+        models = apps.get_app_config("oscar_loyalty").get_models()
+        return ContentType.objects.get_for_models(*models).values()
+
+    def get(self, request, *args, **kwargs):
+        self.form = AuditLogSearchForm(
+            request.GET, content_types=self.loyalty_content_types()
+        )
+        file_format = request.GET.get("format")
+        if file_format in ExportRecord.Format.values:
+            if not request.user.has_perm("oscar_loyalty.export_data"):
+                raise PermissionDenied
+            return self.export(file_format)
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        entries = LogEntry.objects.filter(
+            content_type__in=list(self.form.content_types.values())
+        ).select_related("user", "content_type")
+        return self.form.filter(entries).order_by("-action_time", "-id")
+
+    def export(self, file_format):
+        entries = self.get_queryset()
+        header = [
+            _("When"),
+            _("Staff user"),
+            _("Action"),
+            _("Record"),
+            _("Object"),
+            _("Object id"),
+            _("Change"),
+        ]
+        rows = (
+            [
+                entry.action_time,
+                entry.user.get_username() if entry.user_id else "",
+                str(AUDIT_ACTIONS.get(entry.action_flag, entry.action_flag)),
+                record_label(entry),
+                entry.object_repr,
+                entry.object_id,
+                entry.get_change_message(),
+            ]
+            for entry in entries.iterator(chunk_size=2000)
+        )
+        return exports.export(
+            self.request,
+            kind=ExportRecord.Kind.AUDIT_LOG,
+            file_format=file_format,
+            header=header,
+            rows=rows,
+            count=entries.count(),
+            filters=self.form.as_filters(),
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        user = self.request.user
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        query.pop("format", None)
+        context.update(
+            form=self.form,
+            actions=AUDIT_ACTIONS,
+            can_export=user.has_perm("oscar_loyalty.export_data"),
+            export_query=query.urlencode(),
+            recent_exports=ExportRecord.objects.all()[:10],
+            member_type=ContentType.objects.get_for_model(Member).pk,
+        )
+        for entry in context["entries"]:
+            entry.record_label = record_label(entry)
+        return context
+
+
+def record_label(entry):
+    model = entry.content_type.model_class()
+    return (
+        str(model._meta.verbose_name).capitalize()
+        if model
+        else entry.content_type.model
+    )
