@@ -102,3 +102,15 @@ def export(request, *, kind, file_format, header, rows, count, filters):
     if file_format == ExportRecord.Format.XLSX:
         return xlsx_response(filename, header, rows)
     return csv_response(filename, header, rows)
+
+
+def filters_of(form):
+    """The filters a (bound, valid) search form was given, as text, for the
+    record; {} when it was not valid."""
+    if not form.is_valid():
+        return {}
+    return {
+        name: str(value)
+        for name, value in form.cleaned_data.items()
+        if value not in (None, "", [], ())
+    }

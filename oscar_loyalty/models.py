@@ -1605,6 +1605,10 @@ class ExportRecord(models.Model):
 
     class Kind(models.TextChoices):
         AUDIT_LOG = "audit_log", _("Staff audit log")
+        MEMBERS = "members", _("Members")
+        LEDGER = "ledger", _("Points ledger")
+        COUPONS = "coupons", _("Issued coupons")
+        CAMPAIGN = "campaign", _("Campaign results")
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV"

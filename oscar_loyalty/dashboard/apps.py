@@ -80,6 +80,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-referral-list": ["is_staff", "oscar_loyalty.view_referral"],
         # Downloading it also needs oscar_loyalty.export_data (checked in the view).
         "loyalty-audit-log": ["is_staff", "oscar_loyalty.view_audit_log"],
+        "loyalty-ledger": MEMBER_VIEWERS,
     }
 
     def ready(self):
@@ -116,6 +117,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.actionrule_update_view = views.ActionRuleUpdateView
         self.referral_list_view = views.ReferralListView
         self.audit_log_view = views.AuditLogView
+        self.ledger_view = views.LedgerView
 
     def get_urls(self):
         urls = [
@@ -252,5 +254,6 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 name="loyalty-referral-list",
             ),
             path("audit/", self.audit_log_view.as_view(), name="loyalty-audit-log"),
+            path("ledger/", self.ledger_view.as_view(), name="loyalty-ledger"),
         ]
         return self.post_process_urls(urls)

@@ -27,6 +27,7 @@ from ..models import (
     CampaignStep,
     CouponDesign,
     EarnRule,
+    Posting,
     Referral,
     Reward,
     Tier,
@@ -48,14 +49,24 @@ class MemberSearchForm(forms.Form):
         max_length=100,
     )
 
+    tier = forms.ModelChoiceField(
+        label=_("Tier"),
+        queryset=Tier.objects.order_by("rank"),
+        required=False,
+        empty_label=_("Any tier"),
+    )
+
     def filter(self, queryset):
-        """``queryset`` narrowed to members matching every word of the query.
+        """``queryset`` narrowed to members matching every word of the query
+        (and in the tier asked for).
 
         Each word may match the start of the member number or part of the customer's
         e-mail address, first or last name, so "mei lin" finds Mei Lin.
         """
         if not self.is_valid():
             return queryset.none()
+        if self.cleaned_data["tier"] is not None:
+            queryset = queryset.filter(tier=self.cleaned_data["tier"])
         for word in self.cleaned_data["q"].split():
             queryset = queryset.filter(
                 Q(number__startswith=word.upper())
@@ -1240,19 +1251,54 @@ class AuditLogSearchForm(forms.Form):
             )
         return entries
 
-    def as_filters(self):
-        """The filters in force, for the export record."""
-        if not self.is_valid():
-            return {}
-        return {
-            name: str(value)
-            for name, value in self.cleaned_data.items()
-            if value not in (None, "")
-        }
-
 
 def start_of_day(day):
     """Midnight starting ``day`` in the shop's time zone."""
     return timezone.make_aware(
         datetime.combine(day, time.min), timezone.get_default_timezone()
     )
+
+
+class LedgerSearchForm(forms.Form):
+    """The points ledger by member, kind of posting and dates; all optional."""
+
+    member = forms.CharField(
+        label=_("Member number or e-mail"), required=False, max_length=254
+    )
+    kind = forms.ChoiceField(
+        label=_("Kind"),
+        choices=(("", _("Any kind")), *Posting.Kind.choices),
+        required=False,
+    )
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=widgets.DatePickerInput()
+    )
+    date_to = forms.DateField(
+        label=_("Until"), required=False, widget=widgets.DatePickerInput()
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The first date is after the last."))
+        return cleaned
+
+    def filter(self, postings):
+        if not self.is_valid():
+            return postings.none()
+        data = self.cleaned_data
+        member = data["member"].strip()
+        if member:
+            postings = postings.filter(
+                Q(member__number=member.upper()) | Q(member__user__email__iexact=member)
+            )
+        if data["kind"]:
+            postings = postings.filter(kind=data["kind"])
+        if data["date_from"]:
+            postings = postings.filter(created_at__gte=start_of_day(data["date_from"]))
+        if data["date_to"]:
+            postings = postings.filter(
+                created_at__lt=start_of_day(data["date_to"] + timedelta(days=1))
+            )
+        return postings

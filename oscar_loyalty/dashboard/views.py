@@ -100,6 +100,7 @@ from .forms import (
     CouponSearchForm,
     EarnRuleForm,
     IssueCouponForm,
+    LedgerSearchForm,
     MemberSearchForm,
     ReferralSearchForm,
     RewardForm,
@@ -153,6 +154,51 @@ def point_value():
     return Decimal(str(loyalty_settings.REDEEM_POINT_VALUE))
 
 
+# Downloads -------------------------------------------------------------------------
+
+
+class ExportMixin:
+    """``?format=csv`` or ``?format=xlsx`` on a list downloads the whole filtered
+    list (not one page) for staff with ``oscar_loyalty.export_data``, on record
+    (:mod:`oscar_loyalty.exports`). A view names its ``export_kind`` and gives
+    ``export_header()`` and ``export_rows(queryset)`` (a generator: rows are
+    written as they are read, in chunks, without a query per row); its search
+    form is ``self.form``."""
+
+    export_kind = None
+
+    def get(self, request, *args, **kwargs):
+        file_format = request.GET.get("format")
+        if file_format in ExportRecord.Format.values:
+            if not request.user.has_perm("oscar_loyalty.export_data"):
+                raise PermissionDenied
+            queryset = self.get_export_queryset()
+            return exports.export(
+                request,
+                kind=self.export_kind,
+                file_format=file_format,
+                header=[str(title) for title in self.export_header()],
+                rows=self.export_rows(queryset),
+                count=queryset.count(),
+                filters=exports.filters_of(self.form),
+            )
+        return super().get(request, *args, **kwargs)
+
+    def get_export_queryset(self):
+        return self.get_queryset()
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        query = self.request.GET.copy()
+        query.pop("page", None)
+        query.pop("format", None)
+        context.update(
+            can_export=self.request.user.has_perm("oscar_loyalty.export_data"),
+            export_query=query.urlencode(),
+        )
+        return context
+
+
 class ProgrammeOverviewView(TemplateView):
     """What the programme runs on: settings in force and installation problems."""
 
@@ -183,8 +229,9 @@ class ProgrammeOverviewView(TemplateView):
 # Members ---------------------------------------------------------------------------
 
 
-class MemberListView(ListView):
-    """Members, newest first, found by member number, e-mail or name.
+class MemberListView(ExportMixin, ListView):
+    """Members, newest first, found by member number, e-mail or name, and tier;
+    downloadable.
 
     One query for the page (the customer and the tier come by join) and one for the
     count.
@@ -193,6 +240,39 @@ class MemberListView(ListView):
     template_name = "oscar_loyalty/dashboard/member_list.html"
     context_object_name = "members"
     paginate_by = 25
+    export_kind = ExportRecord.Kind.MEMBERS
+
+    def export_header(self):
+        return [
+            _("Member number"),
+            _("E-mail"),
+            _("First name"),
+            _("Last name"),
+            _("Tier"),
+            _("Points to spend"),
+            _("Pending points"),
+            _("Held at checkout"),
+            _("Points earned in total"),
+            _("Joined"),
+            _("Expiry reminders"),
+        ]
+
+    def export_rows(self, members):
+        for member in members.iterator(chunk_size=2000):
+            user = member.user
+            yield [
+                member.number,
+                user.email,
+                user.first_name,
+                user.last_name,
+                member.tier.name if member.tier_id else "",
+                member.available,
+                member.pending,
+                member.held,
+                member.lifetime_earned,
+                member.joined_at,
+                _("Yes") if member.expiry_reminders else _("No"),
+            ]
 
     def get_queryset(self):
         self.form = MemberSearchForm(self.request.GET)
@@ -1148,7 +1228,7 @@ class CouponDesignIssueTierView(View):
         )
 
 
-class CouponListView(ListView):
+class CouponListView(ExportMixin, ListView):
     """Issued coupons, newest first, found by code, member, design and state.
 
     Three queries for a page whatever its length: the count, the coupons with
@@ -1159,6 +1239,39 @@ class CouponListView(ListView):
     template_name = "oscar_loyalty/dashboard/coupon_list.html"
     context_object_name = "coupons"
     paginate_by = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+    export_kind = ExportRecord.Kind.COUPONS
+
+    def export_header(self):
+        return [
+            _("Code"),
+            _("Member number"),
+            _("E-mail"),
+            _("Coupon"),
+            _("Issued"),
+            _("Valid until"),
+            _("State"),
+            _("Reason"),
+            _("Issued by"),
+            _("Orders"),
+        ]
+
+    def export_rows(self, coupons):
+        for coupon in coupons.iterator(chunk_size=1000):
+            label_states([coupon], self.now)
+            yield [
+                coupon.voucher.code,
+                coupon.member.number,
+                coupon.member.user.email,
+                coupon.design.name,
+                coupon.issued_at,
+                coupon.voucher.end_datetime,
+                str(coupon.state_label),
+                coupon.reason,
+                coupon.actor_name,
+                " ".join(
+                    application.order.number for application in coupon.voucher.used_on
+                ),
+            ]
 
     def get_queryset(self):
         self.now = timezone.now()
@@ -1604,18 +1717,56 @@ class CampaignReportView(DetailView):
             "range", "coupon_design", "earn_rule"
         ).prefetch_related(Prefetch("tiers", Tier.objects.order_by("rank")))
 
-    def get_orders_page(self):
+    def campaign_orders(self):
         members = Member.objects.filter(user_id=OuterRef("user_id"))
         cancelled = OrderActivity.objects.filter(
             order_number=OuterRef("order_number"), cancelled_at__isnull=False
         )
-        orders = self.object.orders.annotate(
+        return self.object.orders.annotate(
             member_id=Subquery(members.values("pk")[:1]),
             member_number=Subquery(members.values("number")[:1]),
             cancelled=Exists(cancelled),
         ).order_by("-placed_at", "-id")
-        return Paginator(orders, self.orders_per_page).get_page(
+
+    def get_orders_page(self):
+        return Paginator(self.campaign_orders(), self.orders_per_page).get_page(
             self.request.GET.get("page")
+        )
+
+    def get(self, request, *args, **kwargs):
+        file_format = request.GET.get("format")
+        if file_format not in ExportRecord.Format.values:
+            return super().get(request, *args, **kwargs)
+        if not request.user.has_perm("oscar_loyalty.export_data"):
+            raise PermissionDenied
+        self.object = self.get_object()
+        orders = self.campaign_orders()
+        rows = (
+            [
+                order.order_number,
+                order.placed_at,
+                order.member_number or "",
+                order.revenue,
+                order.discount,
+                _("Yes") if order.cancelled else _("No"),
+            ]
+            for order in orders.iterator(chunk_size=2000)
+        )
+        return exports.export(
+            request,
+            kind=ExportRecord.Kind.CAMPAIGN,
+            file_format=file_format,
+            header=[
+                _("Order number"),
+                _("Placed"),
+                _("Member number"),
+                _("Revenue"),
+                _("Discount"),
+                _("Cancelled"),
+            ],
+            rows=rows,
+            count=orders.count(),
+            filters={"campaign": f"{self.object.pk}: {self.object.name}"},
         )
 
     def get_context_data(self, **kwargs):
@@ -1635,6 +1786,8 @@ class CampaignReportView(DetailView):
             can_change=user.has_perm("oscar_loyalty.change_campaign"),
             can_view_members=user.has_perm("oscar_loyalty.view_member"),
             can_view_orders=user.has_perm("order.view_order"),
+            can_export=user.has_perm("oscar_loyalty.export_data"),
+            export_query="",
         )
         return context
 
@@ -1765,6 +1918,69 @@ class ReferralListView(ListView):
         return context
 
 
+# The points ledger -----------------------------------------------------------------
+
+
+class LedgerView(ExportMixin, ListView):
+    """Every posting of the ledger, newest first, with what it changed (points
+    to spend, pending), by member, kind and dates; downloadable for the books.
+
+    One query for the page (member and customer by join, the changes summed from
+    the entries in the same statement) and one for the count.
+    """
+
+    template_name = "oscar_loyalty/dashboard/ledger.html"
+    context_object_name = "postings"
+    paginate_by = settings.OSCAR_DASHBOARD_ITEMS_PER_PAGE
+    export_kind = ExportRecord.Kind.LEDGER
+
+    def get_queryset(self):
+        self.form = LedgerSearchForm(self.request.GET)
+        postings = (
+            Posting.objects.select_related("member__user")
+            .annotate(
+                available_change=Coalesce(Sum("entries__available_change"), 0),
+                pending_change=Coalesce(Sum("entries__pending_change"), 0),
+            )
+            .order_by("-created_at", "-id")
+        )
+        return self.form.filter(postings)
+
+    def export_header(self):
+        return [
+            _("When"),
+            _("Posting"),
+            _("Kind"),
+            _("Member number"),
+            _("E-mail"),
+            _("Points to spend"),
+            _("Pending points"),
+            _("Order"),
+            _("By"),
+            _("Reason"),
+        ]
+
+    def export_rows(self, postings):
+        for posting in postings.iterator(chunk_size=2000):
+            yield [
+                posting.created_at,
+                posting.key,
+                posting.get_kind_display(),
+                posting.member.number,
+                posting.member.user.email,
+                posting.available_change,
+                posting.pending_change,
+                posting.order_number,
+                posting.actor_name,
+                posting.reason,
+            ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["form"] = self.form
+        return context
+
+
 # Staff audit log -------------------------------------------------------------------
 
 AUDIT_ACTIONS = {
@@ -1774,7 +1990,7 @@ AUDIT_ACTIONS = {
 }
 
 
-class AuditLogView(ListView):
+class AuditLogView(ExportMixin, ListView):
     """Every staff change to the programme (Django's admin log entries of the
     plugin's records: who, when, what, before → after), newest first, filtered;
     ``?format=csv`` or ``xlsx`` downloads the filtered list, on record, for staff
@@ -1794,11 +2010,6 @@ class AuditLogView(ListView):
         self.form = AuditLogSearchForm(
             request.GET, content_types=self.loyalty_content_types()
         )
-        file_format = request.GET.get("format")
-        if file_format in ExportRecord.Format.values:
-            if not request.user.has_perm("oscar_loyalty.export_data"):
-                raise PermissionDenied
-            return self.export(file_format)
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -1807,9 +2018,10 @@ class AuditLogView(ListView):
         ).select_related("user", "content_type")
         return self.form.filter(entries).order_by("-action_time", "-id")
 
-    def export(self, file_format):
-        entries = self.get_queryset()
-        header = [
+    export_kind = ExportRecord.Kind.AUDIT_LOG
+
+    def export_header(self):
+        return [
             _("When"),
             _("Staff user"),
             _("Action"),
@@ -1818,8 +2030,10 @@ class AuditLogView(ListView):
             _("Object id"),
             _("Change"),
         ]
-        rows = (
-            [
+
+    def export_rows(self, entries):
+        for entry in entries.iterator(chunk_size=2000):
+            yield [
                 entry.action_time,
                 entry.user.get_username() if entry.user_id else "",
                 str(AUDIT_ACTIONS.get(entry.action_flag, entry.action_flag)),
@@ -1828,29 +2042,12 @@ class AuditLogView(ListView):
                 entry.object_id,
                 entry.get_change_message(),
             ]
-            for entry in entries.iterator(chunk_size=2000)
-        )
-        return exports.export(
-            self.request,
-            kind=ExportRecord.Kind.AUDIT_LOG,
-            file_format=file_format,
-            header=header,
-            rows=rows,
-            count=entries.count(),
-            filters=self.form.as_filters(),
-        )
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        user = self.request.user
-        query = self.request.GET.copy()
-        query.pop("page", None)
-        query.pop("format", None)
         context.update(
             form=self.form,
             actions=AUDIT_ACTIONS,
-            can_export=user.has_perm("oscar_loyalty.export_data"),
-            export_query=query.urlencode(),
             recent_exports=ExportRecord.objects.all()[:10],
             member_type=ContentType.objects.get_for_model(Member).pk,
         )
