@@ -246,6 +246,60 @@ def test_staff_find_a_member_and_add_points_with_a_reason(page):
     assert Member.objects.get(pk=member.pk).available == 250
 
 
+def test_the_owner_finds_a_staff_adjustment_in_the_audit_log_and_downloads_it(page):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import ExportRecord
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    member = get_or_create_member(UserFactory(first_name="Li", last_name="Na"))
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=[
+                "view_member",
+                "adjust_points",
+                "view_audit_log",
+                "export_data",
+            ],
+        )
+    )
+    open_dashboard(
+        page,
+        reverse("loyalty_dashboard:loyalty-member-detail", args=[member.pk]),
+        owner,
+    )
+    form = page.locator("#loyalty-adjustment")
+    form.locator("#id_points").fill("80")
+    form.locator("#id_reason").fill("=HYPERLINK(x) goodwill")
+    form.locator("button[type=submit]").click()
+    expect(page.locator(".alert-success").first).to_contain_text("80")
+
+    page.goto(reverse("loyalty_dashboard:loyalty-audit-log"))
+    page.fill("#id_q", "goodwill")
+    page.locator("#loyalty-audit-search button[type=submit]").click()
+    expect(page.locator("#loyalty-audit-entries")).to_contain_text(
+        "Adjusted points by +80: =HYPERLINK(x) goodwill"
+    )
+    with page.expect_download() as download:
+        page.locator("#loyalty-audit-export").get_by_role("link", name="CSV").click()
+    text = open(download.value.path(), encoding="utf-8-sig").read()
+
+    assert "owner,Changed,Member" in text
+    assert "Adjusted points by +80: =HYPERLINK(x) goodwill" in text
+    record = ExportRecord.objects.get()
+    assert (record.user_name, record.kind, record.filters) == (
+        "owner",
+        "audit_log",
+        {"q": "goodwill"},
+    )
+    page.reload()
+    expect(page.locator("#loyalty-recent-exports")).to_contain_text("owner")
+
+
 def test_the_owner_sets_double_points_and_the_product_page_shows_them(page):
     from django.contrib.auth.models import Permission
     from playwright.sync_api import expect
