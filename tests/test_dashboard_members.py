@@ -600,6 +600,12 @@ def test_an_earn_rule_is_created_at_version_one(client, rule_editor, tea_range):
     html = html_of(response)
     assert "Earn rule “Double tea” created." in html
     assert "× 2.00" in html and "Running" in html
+    from django.contrib.admin.models import LogEntry
+
+    created = LogEntry.objects.get(object_id=str(rule.pk)).get_change_message()
+    assert created.startswith("Created earn rule: name: Double tea; range: ")
+    assert created.endswith("multiplier: 2.00; starts_at: —; ends_at: —; "
+                            "is_active: True; version 1")  # fmt: skip
 
 
 def test_every_save_of_an_earn_rule_is_a_new_version(
@@ -618,8 +624,8 @@ def test_every_save_of_an_earn_rule_is_a_new_version(
 
     audit = LogEntry.objects.filter(object_id=str(rule.pk)).order_by("pk")
     assert [(e.user_id, e.get_change_message()) for e in audit] == [
-        (rule_editor.pk, "Changed multiplier; now version 2"),
-        (rule_editor.pk, "Changed is_active; now version 3"),
+        (rule_editor.pk, "Changed multiplier: 2.00 → 3.00; now version 2"),
+        (rule_editor.pk, "Changed is_active: True → False; now version 3"),
     ]
 
 

@@ -797,6 +797,10 @@ def audit(request, obj, flag, message):
     )
 
 
+#: What the admin log records of an earn rule, before → after.
+EARN_RULE_AUDITED = ("name", "range", "multiplier", "starts_at", "ends_at", "is_active")
+
+
 class EarnRuleCreateView(CreateView):
     model = EarnRule
     form_class = EarnRuleForm
@@ -810,7 +814,14 @@ class EarnRuleCreateView(CreateView):
         logger.info(
             "Staff user %s created earn rule %s", self.request.user.pk, self.object.pk
         )
-        audit(self.request, self.object, ADDITION, "Created earn rule (version 1)")
+        self.object.refresh_from_db()  # values as stored, as the update view logs
+        audit(
+            self.request,
+            self.object,
+            ADDITION,
+            audit_created("earn rule", audit_snapshot(self.object, EARN_RULE_AUDITED))
+            + "; version 1",
+        )
         messages.success(
             self.request,
             _("Earn rule “%(name)s” created.") % {"name": self.object.name},
@@ -834,6 +845,7 @@ class EarnRuleUpdateView(UpdateView):
         return reverse("loyalty_dashboard:loyalty-earnrule-list")
 
     def form_valid(self, form):
+        before = audit_snapshot(self.get_object(), EARN_RULE_AUDITED)
         rule = form.save(commit=False)
         rule.version = F("version") + 1
         rule.save()
@@ -845,12 +857,12 @@ class EarnRuleUpdateView(UpdateView):
             rule.pk,
             rule.version,
         )
+        after = audit_snapshot(rule, EARN_RULE_AUDITED)
         audit(
             self.request,
             rule,
             CHANGE,
-            f"Changed {', '.join(form.changed_data) or 'nothing'}; "
-            f"now version {rule.version}",
+            f"{audit_changed(before, after)}; now version {rule.version}",
         )
         messages.success(
             self.request,
