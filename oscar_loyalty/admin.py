@@ -13,10 +13,12 @@ from .models import (
     CouponDesign,
     EarnRule,
     Entry,
+    ExportRecord,
     Hold,
     Lot,
     Member,
     MemberCoupon,
+    MemberNote,
     OrderActivity,
     Posting,
     Referral,
@@ -227,3 +229,16 @@ class ReferralAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["referrer__number", "referred__number"]
     list_select_related = ["referrer", "referred"]
+
+
+@admin.register(MemberNote)
+class MemberNoteAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "member", "author_name", "text"]
+    search_fields = ["member__number", "member__user__email", "text"]
+    list_select_related = ["member"]
+
+
+@admin.register(ExportRecord)
+class ExportRecordAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "user_name", "kind", "format", "rows"]
+    list_filter = ["kind", "format"]

@@ -1640,3 +1640,31 @@ class ExportRecord(models.Model):
 
     def __str__(self):
         return f"{self.get_kind_display()} ({self.format}) by {self.user_name}"
+
+
+class MemberNote(models.Model):
+    """Something staff want colleagues to know about a member ("prefers calls in
+    the morning"), with who wrote it and when; staff only."""
+
+    member = models.ForeignKey(
+        Member, on_delete=models.CASCADE, related_name="notes", verbose_name=_("member")
+    )
+    text = models.TextField(_("note"), max_length=2000)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("written by"),
+    )
+    author_name = models.CharField(_("written by"), max_length=255)
+    key = models.CharField(_("form key"), max_length=64, unique=True)
+    created_at = models.DateTimeField(_("written"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("member note")
+        verbose_name_plural = _("member notes")
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.member}: {self.text[:40]}"

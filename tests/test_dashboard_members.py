@@ -5,6 +5,7 @@ Everything goes through Django's test client and Oscar's real URL permission
 checks; points are written with the ledger services, as the shop would.
 """
 
+import re
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -350,9 +351,10 @@ def test_a_members_page_runs_the_same_queries_however_long_the_history(
     _response, long = loyalty_queries(client, detail_url(member))
 
     # Member, history count, history page, its entries' sums, next lots to expire,
-    # the qualifying value for tiers, the tier history, the member's coupons and
-    # their referrals.
-    assert len(short) == len(long) == 9
+    # the qualifying value for tiers, the tier history, the member's coupons,
+    # their referrals and the notes (their orders are Oscar's table; the points of
+    # those orders one more query when they have any).
+    assert len(short) == len(long) == 10
 
 
 def test_an_unknown_member_is_not_found(client, viewer):
@@ -693,3 +695,69 @@ def test_the_member_list_shows_each_members_tier(client, viewer, member):
 
     row = html[html.index(member.number) :]
     assert "G Gold" in row[: row.index("</tr>")]
+
+
+# Orders and notes on the member's page ------------------------------------------------
+
+
+def test_a_members_page_lists_their_orders_with_the_points_each_earned(client, viewer):
+    from tests.checkout import place_order
+    from tests.factories import CountryFactory, ProductFactory
+
+    CountryFactory()
+    shopper = UserFactory()
+    shop = Client()
+    shop.force_login(shopper)
+    first = place_order(shop, ProductFactory(stockrecord__price=88))
+    second = place_order(shop, ProductFactory(stockrecord__price=120))
+    member = Member.objects.get(user=shopper)
+
+    html = html_of(client.get(detail_url(member)))
+
+    table = html.split('id="loyalty-member-orders"')[1].split("</table>")[0]
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
+    assert [re.findall(r">([^<>]+)</td>", row)[-1] for row in rows] == ["120", "88"]
+    assert second.number in rows[0] and first.number in rows[1]  # newest first
+
+
+def test_staff_leave_a_note_on_a_member_once_and_it_is_audited(client, member):
+    from django.contrib.admin.models import LogEntry
+
+    from oscar_loyalty.models import MemberNote
+
+    writer = grant(StaffFactory(first_name="No", last_name="Ter"), "view_member",
+                   "add_membernote")  # fmt: skip
+    client.force_login(writer)
+    page = html_of(client.get(detail_url(member)))
+    key = re.search(r'name="key" value="([^"]+)"', page.split("loyalty-note-form")[1])[
+        1
+    ]
+    url = reverse("loyalty_dashboard:loyalty-member-note", kwargs={"pk": member.pk})
+
+    first = client.post(
+        url, {"text": "Prefers calls <b>in the morning</b>", "key": key}
+    )
+    again = client.post(
+        url, {"text": "Prefers calls <b>in the morning</b>", "key": key}
+    )
+    empty = client.post(url, {"text": "  ", "key": str(uuid.uuid4())})
+
+    assert first.status_code == again.status_code == 302
+    assert MemberNote.objects.filter(member=member).count() == 1
+    assert "Write the note first." in html_of(empty)
+    raw = client.get(detail_url(member)).content.decode()
+    notes = raw.split('id="loyalty-member-notes"')[1]
+    assert "Prefers calls &lt;b&gt;in the morning&lt;/b&gt;" in notes  # escaped
+    assert "No Ter" in notes
+    assert LogEntry.objects.get(object_id=str(member.pk)).get_change_message() == (
+        "Added a note: Prefers calls <b>in the morning</b>"
+    )
+
+
+def test_staff_without_the_permission_see_notes_but_cannot_write_one(
+    client, viewer, member
+):
+    url = reverse("loyalty_dashboard:loyalty-member-note", kwargs={"pk": member.pk})
+
+    assert "loyalty-note-form" not in html_of(client.get(detail_url(member)))
+    assert client.post(url, {"text": "x", "key": str(uuid.uuid4())}).status_code == 403

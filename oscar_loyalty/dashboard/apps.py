@@ -26,6 +26,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-member-adjust": MEMBER_VIEWERS + ["oscar_loyalty.adjust_points"],
         "loyalty-member-set-tier": MEMBER_VIEWERS + ["oscar_loyalty.set_tier"],
         "loyalty-member-issue-coupon": MEMBER_VIEWERS + ["oscar_loyalty.issue_coupon"],
+        "loyalty-member-note": MEMBER_VIEWERS + ["oscar_loyalty.add_membernote"],
         "loyalty-liability": MEMBER_VIEWERS,
         # A tuple of lists is "any of": those who may change rules may see them.
         "loyalty-earnrule-list": (
@@ -92,6 +93,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.member_adjust_view = views.MemberAdjustView
         self.member_set_tier_view = views.MemberSetTierView
         self.member_issue_coupon_view = views.MemberIssueCouponView
+        self.member_note_view = views.MemberNoteView
         self.liability_view = views.LiabilityView
         self.earnrule_list_view = views.EarnRuleListView
         self.earnrule_create_view = views.EarnRuleCreateView
@@ -254,6 +256,11 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 name="loyalty-referral-list",
             ),
             path("audit/", self.audit_log_view.as_view(), name="loyalty-audit-log"),
+            path(
+                "members/<int:pk>/notes/",
+                self.member_note_view.as_view(),
+                name="loyalty-member-note",
+            ),
             path("ledger/", self.ledger_view.as_view(), name="loyalty-ledger"),
         ]
         return self.post_process_urls(urls)

@@ -125,6 +125,29 @@ class AdjustmentForm(forms.Form):
         return f"adjust:{self.cleaned_data['key']}"
 
 
+class MemberNoteForm(forms.Form):
+    """A note about a member for colleagues; ``key`` makes a double submission
+    one note."""
+
+    text = forms.CharField(
+        label=_("Note"),
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        error_messages={"required": _("Write the note first.")},
+    )
+    key = forms.UUIDField(
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": _("This form is out of date: reload the page and try again."),
+            "invalid": _("This form is out of date: reload the page and try again."),
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4())
+        super().__init__(*args, **kwargs)
+
+
 class EarnRuleForm(forms.ModelForm):
     """An earn rule: which Oscar range earns how many times the normal points, when."""
 

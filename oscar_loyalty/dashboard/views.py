@@ -79,6 +79,7 @@ from ..models import (
     Lot,
     Member,
     MemberCoupon,
+    MemberNote,
     OrderActivity,
     Posting,
     Referral,
@@ -101,6 +102,7 @@ from .forms import (
     EarnRuleForm,
     IssueCouponForm,
     LedgerSearchForm,
+    MemberNoteForm,
     MemberSearchForm,
     ReferralSearchForm,
     RewardForm,
@@ -110,6 +112,7 @@ from .forms import (
 )
 
 VoucherApplication = get_model("voucher", "VoucherApplication")
+Order = get_model("order", "Order")
 
 logger = logging.getLogger("oscar_loyalty")
 
@@ -299,6 +302,8 @@ class MemberDetailView(DetailView):
     tier_changes_shown = 20
     coupons_shown = 20
     referrals_shown = 10
+    orders_shown = 10
+    notes_shown = 20
 
     def get_queryset(self):
         return Member.objects.select_related("user", "tier")
@@ -353,6 +358,48 @@ class MemberDetailView(DetailView):
                 "oscar_loyalty.view_referral"
             ),
         }
+
+    def get_order_context(self):
+        """The member's newest orders with the points each earned: one query for
+        the orders, one for their points (one more order is read only to know
+        whether there are more)."""
+        member = self.object
+        orders = list(
+            Order.objects.filter(user_id=member.user_id)
+            .only("number", "date_placed", "status", "total_incl_tax", "currency")
+            .order_by("-date_placed", "-id")[: self.orders_shown + 1]
+        )
+        numbers = [order.number for order in orders]
+        earned = (
+            dict(
+                Lot.objects.filter(
+                    member=member, source=Lot.Source.EARN, order_number__in=numbers
+                )
+                .values("order_number")
+                .annotate(points=Sum("points"))
+                .values_list("order_number", "points")
+            )
+            if numbers
+            else {}
+        )
+        for order in orders:
+            order.points_earned = earned.get(order.number, 0)
+        return {
+            "member_orders": orders[: self.orders_shown],
+            "more_orders": len(orders) > self.orders_shown,
+            "can_view_orders": self.request.user.has_perm("order.view_order"),
+        }
+
+    def get_note_context(self):
+        return {
+            "notes": list(
+                MemberNote.objects.filter(member=self.object)[: self.notes_shown]
+            ),
+            "can_add_note": self.can_add_note(),
+        }
+
+    def can_add_note(self):
+        return self.request.user.has_perm("oscar_loyalty.add_membernote")
 
     def get_tier_context(self):
         """The member's tier, what they qualify with and their last tier changes
@@ -414,7 +461,11 @@ class MemberDetailView(DetailView):
             **self.get_tier_context(),
             **self.get_coupon_context(),
             **self.get_referral_context(),
+            **self.get_order_context(),
+            **self.get_note_context(),
         )
+        if context["can_add_note"]:
+            context.setdefault("note_form", MemberNoteForm())
         if context["can_adjust"]:
             context.setdefault("adjustment_form", AdjustmentForm())
         if context["can_set_tier"]:
@@ -506,6 +557,38 @@ class MemberAdjustView(MemberDetailView):
             message = _("Took %(points)s points away from member %(number)s.")
         messages.success(
             self.request, message % {"points": abs(points), "number": member.number}
+        )
+
+
+class MemberNoteView(MemberDetailView):
+    """POST: staff write a note on a member for colleagues (audited). The form's
+    hidden key makes a double submission one note; an empty note is refused on
+    the form and nothing is written."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        self.object = member = self.get_object()
+        form = MemberNoteForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(note_form=form))
+        note, created = MemberNote.objects.get_or_create(
+            key=str(form.cleaned_data["key"]),
+            defaults={
+                "member": member,
+                "text": form.cleaned_data["text"],
+                "author": request.user,
+                "author_name": request.user.get_full_name()
+                or request.user.get_username(),
+            },
+        )
+        if note.member_id != member.pk:
+            raise PermissionDenied  # a key of another member's form
+        if created:
+            audit(request, member, CHANGE, f"Added a note: {note.text[:200]}")
+            messages.success(request, _("Note added."))
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-member-detail", kwargs={"pk": member.pk})
         )
 
 
