@@ -144,6 +144,14 @@ def test_staff_logins_can_reach_their_admin():
     client.force_login(admin)
     audit = html_of(client.get("/shop/dashboard/loyalty/audit/"))
     assert "Adjusted points by +300: Welcome to the Members' Club" in audit
+    from oscar_loyalty.models import Member
+
+    mei = Member.objects.get(user__username="mei")
+    page = html_of(client.get(f"/shop/dashboard/loyalty/members/{mei.pk}/"))
+    assert (
+        "Prefers oolong samples with her orders"
+        in page.split("loyalty-member-notes")[1]
+    )
 
 
 def test_the_site_serves_the_home_page_the_members_page_and_the_shop(client):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from oscar.core.loading import get_model
 
 from oscar_loyalty import jobs
-from oscar_loyalty.models import EarnRule, Member, Posting, Tier
+from oscar_loyalty.models import EarnRule, Member, MemberNote, Posting, Tier
 from oscar_loyalty.services import ledger
 from oscar_loyalty.services.members import get_or_create_member
 
@@ -158,6 +158,20 @@ def load_loyalty_history(report):
                 action_time=given_at,
             )
         report.created("gifts", f"{username}: {points}")
+    staff = User.objects.filter(username="admin").first()
+    mei = User.objects.filter(username="mei").first()
+    if staff and mei:
+        _note, created = MemberNote.objects.get_or_create(
+            key="demo-note-mei",
+            defaults={
+                "member": get_or_create_member(mei),
+                "text": "Prefers oolong samples with her orders; call before noon.",
+                "author": staff,
+                "author_name": staff.get_full_name() or staff.get_username(),
+                "created_at": now - timedelta(days=30),
+            },
+        )
+        report.add("member notes", "created" if created else "reused", "mei")
     expired = jobs.expire_lots(now=now)
     report.add("expired lots", "updated" if expired else "reused", str(expired))
     report.finish_section()
