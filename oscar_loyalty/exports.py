@@ -69,25 +69,42 @@ def _csv_text(value):
     return value
 
 
+def xlsx_cell(value):
+    """:func:`safe_cell`, without the control characters an XLSX file may not
+    hold (a name typed with one would otherwise fail the whole download)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    value = safe_cell(value)
+    return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+
 def xlsx_response(filename, header, rows):
-    """An XLSX download, written in openpyxl's write-only mode (rows are not
-    kept in memory as cells)."""
+    """An XLSX download. openpyxl's write-only mode keeps no cells, but the file
+    itself is built in memory before it is sent (the format is a zip archive):
+    for very large lists, CSV streams."""
     from openpyxl import Workbook
 
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet()
-    sheet.append([safe_cell(cell) for cell in header])
+    sheet.append([xlsx_cell(cell) for cell in header])
     for row in rows:
-        sheet.append([safe_cell(cell) for cell in row])
+        sheet.append([xlsx_cell(cell) for cell in row])
     buffer = io.BytesIO()
     workbook.save(buffer)
-    response = HttpResponse(buffer.getvalue(), content_type=XLSX_TYPE)
+    response = HttpResponse(buffer.getbuffer(), content_type=XLSX_TYPE)
     response["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
     return response
 
 
 def export(request, *, kind, file_format, header, rows, count, filters):
-    """Record the download (who, what, filters, how many rows), then answer it."""
+    """Answer the download and record it (who, what, filters, how many rows);
+    an XLSX file is recorded once it is built, a CSV stream as it starts."""
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
+    filename = f"loyalty-{kind.replace('_', '-')}-{stamp}"
+    if file_format == ExportRecord.Format.XLSX:
+        response = xlsx_response(filename, header, rows)
+    else:
+        response = csv_response(filename, header, rows)
     user = request.user
     ExportRecord.objects.create(
         user=user,
@@ -97,11 +114,7 @@ def export(request, *, kind, file_format, header, rows, count, filters):
         filters=filters,
         rows=count,
     )
-    stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
-    filename = f"loyalty-{kind.replace('_', '-')}-{stamp}"
-    if file_format == ExportRecord.Format.XLSX:
-        return xlsx_response(filename, header, rows)
-    return csv_response(filename, header, rows)
+    return response
 
 
 def filters_of(form):

@@ -197,3 +197,14 @@ def test_a_ledger_search_with_dates_the_wrong_way_round_says_so(exporter):
     html = exporter.get(LEDGER, {"date_from": "2026-02-02", "date_to": "2026-02-01"})
 
     assert "The first date is after the last." in html.content.decode()
+
+
+def test_a_name_with_a_control_character_does_not_fail_the_xlsx_download(exporter):
+    get_or_create_member(UserFactory(email="odd@example.com", first_name="Li\x0bNa"))
+
+    response = exporter.get(MEMBERS, {"format": "xlsx"})
+
+    assert response.status_code == 200
+    sheet = load_workbook(io.BytesIO(response.content)).active
+    assert [row[2].value for row in sheet.iter_rows(min_row=2)] == ["LiNa"]
+    assert ExportRecord.objects.get().rows == 1

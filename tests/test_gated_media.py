@@ -445,3 +445,92 @@ def test_a_storage_that_serves_everything_publicly_is_warned_about(settings):
     }
 
     assert "wagtail_members.W007" in {m.id for m in run_checks()}
+
+
+# Review findings -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "fill-1200x630-c100|format-webp|webpquality-80",
+        "width-1200|format-jpeg|jpegquality-80|bgcolor-ffffff",
+    ],
+)
+def test_a_rendition_with_a_long_filter_spec_stays_private(gated_image, spec):
+    gated_image.focal_point_x, gated_image.focal_point_y = 10, 10
+    gated_image.focal_point_width = gated_image.focal_point_height = 20
+    gated_image.save()
+
+    rendition = gated_image.get_rendition(spec)
+
+    assert os.path.basename(rendition.file.name).startswith(MARKER)
+    assert under(rendition.file.path, settings.WAGTAIL_MEMBERS_GATED_MEDIA_ROOT)
+
+
+def test_a_file_saved_directly_into_a_gated_collection_is_never_public(
+    gold_collection,
+):
+    image = Image(title="Direct", collection=gold_collection)
+    image.file.save("direct.png", ContentFile(png()), save=False)
+    image.width, image.height = 320, 200
+    image.save()
+
+    assert under(image.file.path, settings.WAGTAIL_MEMBERS_GATED_MEDIA_ROOT)
+    assert not (Path(settings.MEDIA_ROOT) / "original_images" / "direct.png").exists()
+
+
+def test_the_periodic_check_places_files_no_signal_reported(
+    open_collection, gold_collection
+):
+    from wagtail_members.tasks import place_all_files
+
+    image = upload(open_collection)
+    rendition = image.get_rendition("width-100")
+    # As Wagtail's bulk "Add to collection" does: an UPDATE, no save().
+    Image.objects.filter(pk=image.pk).update(collection=gold_collection)
+
+    assert place_all_files.delay().get() == 1  # the original (its renditions go)
+    image.refresh_from_db()
+    assert under(image.file.path, settings.WAGTAIL_MEMBERS_GATED_MEDIA_ROOT)
+    assert not type(rendition).objects.filter(pk=rendition.pk).exists()
+    assert place_all_files.delay().get() == 0
+
+
+def test_a_form_loaded_before_the_file_moved_does_not_point_at_the_old_file(
+    open_collection, programme, django_capture_on_commit_callbacks
+):
+    image = upload(open_collection)
+    stale = Image.objects.get(pk=image.pk)  # an edit form opened now
+    with django_capture_on_commit_callbacks(execute=True):
+        restrict(open_collection, programme, "gold")
+
+    stale.title = "Renamed"
+    stale.save()
+
+    stale.refresh_from_db()
+    assert stale.title == "Renamed"
+    assert os.path.basename(stale.file.name).startswith(MARKER)
+    assert os.path.exists(stale.file.path)
+
+
+@pytest.mark.parametrize("path", ["original_images/gated--x%00.png", "a//gated--x.png"])
+def test_odd_names_are_not_found_not_errors(gated_image, programme, path):
+    gold = signed_in(member_in(programme["gold"]))
+
+    assert gold.get(f"/club/media/{path}").status_code == 404
+
+
+def test_a_download_is_named_without_the_marker(gold_collection, programme):
+    document = Document(
+        title="会员手册",
+        collection=gold_collection,
+        file=ContentFile(b"handbook", name="会员手册.txt"),
+    )
+    document.save()
+    gold = signed_in(member_in(programme["gold"]))
+
+    response = gold.get(document.file.url)
+
+    assert MARKER not in response["Content-Disposition"]
+    assert response["Cache-Control"] == "private, max-age=3600"

@@ -20,9 +20,12 @@ def test_every_entry_names_a_task_of_the_plugin(tasks):
         assert isinstance(when, crontab) and what
 
 
-def test_the_example_shop_runs_the_default_schedule():
-    assert settings.CELERY_BEAT_SCHEDULE == loyalty_beat_schedule()
-    assert len(settings.CELERY_BEAT_SCHEDULE) == len(JOBS)
+def test_the_example_shop_runs_the_default_schedule_and_the_media_check(tasks):
+    schedule = dict(settings.CELERY_BEAT_SCHEDULE)
+    media = schedule.pop("members-place-gated-media")
+
+    assert schedule == loyalty_beat_schedule()
+    assert media["task"] in tasks
 
 
 def test_a_shop_changes_an_entrys_time_or_leaves_one_out():

@@ -19,6 +19,8 @@ where it belongs, for files that were there before the app was installed.
 import logging
 import mimetypes
 import os
+import posixpath
+from urllib.parse import quote
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
@@ -26,6 +28,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.db.models.signals import post_delete, post_save, pre_save
 from django.http import FileResponse, Http404, HttpResponse, HttpResponseNotAllowed
+from django.utils.http import content_disposition_header
 from wagtail.documents import get_document_model
 from wagtail.images import get_image_model
 from wagtail.models import Collection, CollectionViewRestriction
@@ -136,24 +139,84 @@ def place_collection_files(collection_id=None):
             (marked & ~gated) | (~marked & gated)
         )
         moved += place_files(items.order_by("pk").iterator(chunk_size=500), gated_ids)
+    moved += drop_misplaced_renditions(reach)
     return moved
+
+
+def drop_misplaced_renditions(reach=None):
+    """Delete the renditions whose file is not where their image's is (made
+    while the image moved, say); Wagtail makes them again, in the right place,
+    when next asked for. Returns how many."""
+    Image = get_image_model()
+    marked = Q(file__contains="/" + MARKER) | Q(file__startswith=MARKER)
+    image_marked = Q(image__file__contains="/" + MARKER) | Q(
+        image__file__startswith=MARKER
+    )
+    rendition_reach = Q()
+    if reach is not None and reach:
+        rendition_reach = Q(image__in=Image.objects.filter(reach).values("pk"))
+    wrong = (
+        Image.get_rendition_model()
+        .objects.filter(rendition_reach)
+        .filter((marked & ~image_marked) | (~marked & image_marked))
+    )
+    count = 0
+    for rendition in wrong.iterator(chunk_size=500):
+        rendition.delete()  # its file goes after the commit (Wagtail's receiver)
+        count += 1
+    return count
 
 
 # Receivers ----------------------------------------------------------------------
 
 
 def name_new_upload(sender, instance, raw=False, **kwargs):
-    """A file being uploaded into a gated collection is named with the marker
-    before it is written (and one uploaded elsewhere without), so it is never
-    public for a moment."""
+    """Before an image or document is saved: a file being uploaded into a gated
+    collection is named with the marker before it is written (and one uploaded
+    elsewhere without), so it is never public for a moment; a form loaded before
+    its file moved keeps the file's new name instead of writing back the old."""
     file = instance.file
-    if raw or not file or getattr(file, "_committed", True):
+    if raw or not file or not keeps_files_private(file.storage):
         return
-    if not keeps_files_private(file.storage):
+    if not getattr(file, "_committed", True):
+        gated = collection_is_gated(instance.collection_id)
+        base = os.path.basename(file.name)
+        file.name = gated_name(base) if gated else public_name(base)
         return
-    gated = collection_is_gated(instance.collection_id)
-    base = os.path.basename(file.name)
-    file.name = gated_name(base) if gated else public_name(base)
+    if instance.pk is None:
+        return
+    stored = (
+        type(instance).objects.filter(pk=instance.pk).values_list("file", flat=True)
+    )
+    current = stored.first()
+    if (
+        current
+        and current != file.name
+        and public_name(current) == public_name(file.name)
+    ):
+        file.name = current
+
+
+def gated_upload_to(upload_to):
+    """Wrap an image's or rendition's ``get_upload_to`` so a file of a gated
+    image gets the marker whichever way it is written (``file.save()``, Wagtail's
+    multiple upload, ``bulk_create`` of renditions) and however long the
+    rendition's filter spec (Wagtail shortens the name it inherits, and can cut
+    the marker off)."""
+
+    def get_upload_to(self, filename):
+        name = upload_to(self, filename)
+        if not keeps_files_private(self.file.storage):
+            return name
+        image = getattr(self, "image", None)
+        if image is not None:  # a rendition: as its image's file
+            gated = is_gated_name(image.file.name)
+        else:
+            gated = collection_is_gated(self.collection_id)
+        return gated_name(name) if gated else public_name(name)
+
+    get_upload_to.wagtail_members_gated = True
+    return get_upload_to
 
 
 def place_saved_item(sender, instance, raw=False, update_fields=None, **kwargs):
@@ -167,20 +230,45 @@ def place_saved_item(sender, instance, raw=False, update_fields=None, **kwargs):
         return
     pk = instance.pk
     model = type(instance)
-    transaction.on_commit(lambda: place_files(model.objects.filter(pk=pk)))
+    transaction.on_commit(lambda: place_files(model.objects.filter(pk=pk)), robust=True)
 
 
 def restriction_changed(sender, instance, raw=False, **kwargs):
     """A collection got or lost a restriction: move its files in a task."""
     if raw:
         return
+    collection_changed(instance.collection_id)
+
+
+def collection_saved(sender, instance, raw=False, **kwargs):
+    """A collection was saved (perhaps moved under another): its files follow."""
+    if not raw:
+        collection_changed(instance.pk)
+
+
+def collection_changed(collection_id):
+    """After the commit, place the collection's files in a task; if no task can
+    be sent (the broker is down), here and now; if that fails too, the periodic
+    ``wagtail_members.place_all_files`` does it. Never an error for the editor."""
     from .tasks import place_collection_files as task
 
-    collection_id = instance.collection_id
-    transaction.on_commit(lambda: task.delay(collection_id))
+    def send():
+        try:
+            task.delay(collection_id)
+        except Exception:
+            logger.exception(
+                "Could not send the task placing collection %s's files", collection_id
+            )
+            place_collection_files(collection_id)
+
+    transaction.on_commit(send, robust=True)
 
 
 def connect():
+    Image = get_image_model()
+    for model in (Image, Image.get_rendition_model()):
+        if not getattr(model.get_upload_to, "wagtail_members_gated", False):
+            model.get_upload_to = gated_upload_to(model.get_upload_to)
     for model in _models():
         pre_save.connect(
             name_new_upload, sender=model, dispatch_uid=f"gate-{model._meta.label}"
@@ -197,6 +285,9 @@ def connect():
         restriction_changed,
         sender=CollectionViewRestriction,
         dispatch_uid="ungate-restriction",
+    )
+    post_save.connect(
+        collection_saved, sender=Collection, dispatch_uid="gate-collection"
     )
 
 
@@ -248,6 +339,8 @@ def serve(request, name):
     """``wagtail_members:media``: a marked file, for those its collection lets in."""
     if request.method not in ("GET", "HEAD"):
         return HttpResponseNotAllowed(["GET", "HEAD"])
+    if "\x00" in name or posixpath.normpath(name) != name or name.startswith("/"):
+        raise Http404
     if not is_gated_name(name):
         raise Http404
     found, collection = find_file(name)
@@ -257,26 +350,29 @@ def serve(request, name):
     refused = refusal(request, restrictions)
     if refused is not None:
         return refused
-    filename = os.path.basename(name)
+    # What the reader's browser calls it: without the marker.
+    filename = public_name(os.path.basename(name))
     content_type = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    # A document downloads, as from Wagtail's own document view.
+    as_attachment = isinstance(found, get_document_model())
     accel = get_setting("MEDIA_ACCEL_REDIRECT")
     if accel:
         response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = accel.rstrip("/") + "/" + name
+        response["X-Accel-Redirect"] = accel.rstrip("/") + "/" + quote(name)
+        if as_attachment:
+            response["Content-Disposition"] = content_disposition_header(True, filename)
     else:
         try:
             response = FileResponse(
                 found.file.storage.open(name, "rb"),
                 content_type=content_type,
-                # A document downloads, as from Wagtail's own document view.
-                as_attachment=isinstance(found, get_document_model()),
+                as_attachment=as_attachment,
                 filename=filename,
             )
         except FileNotFoundError:
             raise Http404 from None
-    response["Cache-Control"] = (
-        "private, max-age=3600" if restrictions else "public, max-age=86400"
-    )
+    # Private even when the collection is open now: it was not a moment ago.
+    response["Cache-Control"] = "private, max-age=3600"
     response["Vary"] = "Cookie"
     response["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
     response["X-Content-Type-Options"] = "nosniff"

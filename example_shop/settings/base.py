@@ -10,6 +10,7 @@ pipelines, the class loader, the account redirect), so they live here and not in
 import os
 from pathlib import Path
 
+from celery.schedules import crontab
 from django.urls import reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from oscar.defaults import *  # noqa: F403
@@ -305,7 +306,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Every periodic job of the programme, on its default time (README, "Celery in
 # production"); change one with overrides=, leave one out with exclude=.
-CELERY_BEAT_SCHEDULE = loyalty_beat_schedule()
+CELERY_BEAT_SCHEDULE = {
+    **loyalty_beat_schedule(),
+    # Files of restricted collections kept private after changes no signal
+    # reports (Wagtail's bulk "Add to collection", a moved collection).
+    "members-place-gated-media": {
+        "task": "wagtail_members.place_all_files",
+        "schedule": crontab(minute="*/10"),
+    },
+}
 
 LOGGING = {
     "version": 1,
