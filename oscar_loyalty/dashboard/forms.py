@@ -77,7 +77,24 @@ class MemberSearchForm(forms.Form):
         return queryset
 
 
-class AdjustmentForm(forms.Form):
+class OnceForm(forms.Form):
+    """A form whose hidden ``key`` is a new UUID each time it is shown: what it
+    writes is keyed by it, so a double click or a replayed request writes once."""
+
+    key = forms.UUIDField(
+        widget=forms.HiddenInput,
+        error_messages={
+            "required": _("This form is out of date: reload the page and try again."),
+            "invalid": _("This form is out of date: reload the page and try again."),
+        },
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4())
+        super().__init__(*args, **kwargs)
+
+
+class AdjustmentForm(OnceForm):
     """Add (positive) or take away (negative) a member's points, with a reason.
 
     ``key`` is a new UUID each time the form is shown: the ledger writes one posting
@@ -100,17 +117,6 @@ class AdjustmentForm(forms.Form):
         ),
         error_messages={"required": _("Give a reason for this adjustment.")},
     )
-    key = forms.UUIDField(
-        widget=forms.HiddenInput,
-        error_messages={
-            "required": _("This form is out of date: reload the page and try again."),
-            "invalid": _("This form is out of date: reload the page and try again."),
-        },
-    )
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4())
-        super().__init__(*args, **kwargs)
 
     def clean_points(self):
         points = self.cleaned_data["points"]
@@ -125,7 +131,7 @@ class AdjustmentForm(forms.Form):
         return f"adjust:{self.cleaned_data['key']}"
 
 
-class MemberNoteForm(forms.Form):
+class MemberNoteForm(OnceForm):
     """A note about a member for colleagues; ``key`` makes a double submission
     one note."""
 
@@ -135,17 +141,6 @@ class MemberNoteForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
         error_messages={"required": _("Write the note first.")},
     )
-    key = forms.UUIDField(
-        widget=forms.HiddenInput,
-        error_messages={
-            "required": _("This form is out of date: reload the page and try again."),
-            "invalid": _("This form is out of date: reload the page and try again."),
-        },
-    )
-
-    def __init__(self, *args, **kwargs):
-        kwargs.setdefault("initial", {}).setdefault("key", uuid.uuid4())
-        super().__init__(*args, **kwargs)
 
 
 class EarnRuleForm(forms.ModelForm):
@@ -1204,9 +1199,42 @@ class ReferralSearchForm(forms.Form):
         return queryset
 
 
-class AuditLogSearchForm(forms.Form):
+class DateRangeForm(forms.Form):
+    """Optional first and last days (the shop's time zone), in order."""
+
+    date_from = forms.DateField(
+        label=_("From"), required=False, widget=widgets.DatePickerInput()
+    )
+    date_to = forms.DateField(
+        label=_("Until"), required=False, widget=widgets.DatePickerInput()
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The first date is after the last."))
+        return cleaned
+
+    def filter_days(self, queryset, field):
+        """``queryset`` narrowed to ``field`` within the days asked for."""
+        data = self.cleaned_data
+        if data["date_from"]:
+            queryset = queryset.filter(
+                **{f"{field}__gte": start_of_day(data["date_from"])}
+            )
+        if data["date_to"]:
+            queryset = queryset.filter(
+                **{f"{field}__lt": start_of_day(data["date_to"] + timedelta(days=1))}
+            )
+        return queryset
+
+
+class AuditLogSearchForm(DateRangeForm):
     """The staff audit log by staff user, kind of record, action, dates and
     words of the change; every field optional."""
+
+    field_order = ["staff", "kind", "action", "date_from", "date_to", "q"]
 
     ACTIONS = (
         ("", _("Any action")),
@@ -1220,12 +1248,6 @@ class AuditLogSearchForm(forms.Form):
     )
     kind = forms.ChoiceField(label=_("Record"), required=False)
     action = forms.ChoiceField(label=_("Action"), choices=ACTIONS, required=False)
-    date_from = forms.DateField(
-        label=_("From"), required=False, widget=widgets.DatePickerInput()
-    )
-    date_to = forms.DateField(
-        label=_("Until"), required=False, widget=widgets.DatePickerInput()
-    )
     q = forms.CharField(label=_("Words of the change"), required=False, max_length=200)
 
     def __init__(self, *args, content_types=(), **kwargs):
@@ -1239,13 +1261,6 @@ class AuditLogSearchForm(forms.Form):
             ),
             key=lambda choice: choice[1],
         )
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("date_from"), cleaned.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError(_("The first date is after the last."))
-        return cleaned
 
     def filter(self, entries):
         """``entries`` narrowed as asked; none when the form is bad."""
@@ -1261,12 +1276,7 @@ class AuditLogSearchForm(forms.Form):
             entries = entries.filter(content_type_id=int(data["kind"]))
         if data["action"]:
             entries = entries.filter(action_flag=int(data["action"]))
-        if data["date_from"]:
-            entries = entries.filter(action_time__gte=start_of_day(data["date_from"]))
-        if data["date_to"]:
-            entries = entries.filter(
-                action_time__lt=start_of_day(data["date_to"] + timedelta(days=1))
-            )
+        entries = self.filter_days(entries, "action_time")
         if data["q"].strip():
             words = data["q"].strip()
             entries = entries.filter(
@@ -1282,8 +1292,10 @@ def start_of_day(day):
     )
 
 
-class LedgerSearchForm(forms.Form):
+class LedgerSearchForm(DateRangeForm):
     """The points ledger by member, kind of posting and dates; all optional."""
+
+    field_order = ["member", "kind", "date_from", "date_to"]
 
     member = forms.CharField(
         label=_("Member number or e-mail"), required=False, max_length=254
@@ -1293,19 +1305,6 @@ class LedgerSearchForm(forms.Form):
         choices=(("", _("Any kind")), *Posting.Kind.choices),
         required=False,
     )
-    date_from = forms.DateField(
-        label=_("From"), required=False, widget=widgets.DatePickerInput()
-    )
-    date_to = forms.DateField(
-        label=_("Until"), required=False, widget=widgets.DatePickerInput()
-    )
-
-    def clean(self):
-        cleaned = super().clean()
-        start, end = cleaned.get("date_from"), cleaned.get("date_to")
-        if start and end and start > end:
-            raise forms.ValidationError(_("The first date is after the last."))
-        return cleaned
 
     def filter(self, postings):
         if not self.is_valid():
@@ -1318,10 +1317,5 @@ class LedgerSearchForm(forms.Form):
             )
         if data["kind"]:
             postings = postings.filter(kind=data["kind"])
-        if data["date_from"]:
-            postings = postings.filter(created_at__gte=start_of_day(data["date_from"]))
-        if data["date_to"]:
-            postings = postings.filter(
-                created_at__lt=start_of_day(data["date_to"] + timedelta(days=1))
-            )
+        postings = self.filter_days(postings, "created_at")
         return postings
