@@ -165,8 +165,9 @@ class ExportMixin:
     list (not one page) for staff with ``oscar_loyalty.export_data``, on record
     (:mod:`oscar_loyalty.exports`). A view names its ``export_kind`` and gives
     ``export_header()`` and ``export_rows(queryset)`` (a generator: rows are
-    written as they are read, in chunks, without a query per row); its search
-    form is ``self.form``."""
+    written as they are read, in chunks, without a query per row); the filters
+    recorded are its search form's (``self.form``) unless ``export_filters()``
+    says otherwise."""
 
     export_kind = None
 
@@ -183,9 +184,12 @@ class ExportMixin:
                 header=[str(title) for title in self.export_header()],
                 rows=self.export_rows(queryset),
                 count=queryset.count(),
-                filters=exports.filters_of(self.form),
+                filters=self.export_filters(),
             )
         return super().get(request, *args, **kwargs)
+
+    def export_filters(self):
+        return exports.filters_of(self.form)
 
     def get_export_queryset(self):
         return self.get_queryset()
@@ -1794,7 +1798,7 @@ class CampaignUpdateView(CampaignFormMixin, UpdateView):
             )
 
 
-class CampaignReportView(DetailView):
+class CampaignReportView(ExportMixin, DetailView):
     """What a campaign gave and brought (:func:`oscar_loyalty.campaigns.report`)
     and the orders it applied to, newest first.
 
@@ -1828,16 +1832,25 @@ class CampaignReportView(DetailView):
             self.request.GET.get("page")
         )
 
-    def get(self, request, *args, **kwargs):
-        file_format = request.GET.get("format")
-        if file_format not in ExportRecord.Format.values:
-            return super().get(request, *args, **kwargs)
-        if not request.user.has_perm("oscar_loyalty.export_data"):
-            raise PermissionDenied
+    export_kind = ExportRecord.Kind.CAMPAIGN
+
+    def get_export_queryset(self):
         self.object = self.get_object()
-        orders = self.campaign_orders()
-        rows = (
-            [
+        return self.campaign_orders()
+
+    def export_header(self):
+        return [
+            _("Order number"),
+            _("Placed"),
+            _("Member number"),
+            _("Revenue"),
+            _("Discount"),
+            _("Cancelled"),
+        ]
+
+    def export_rows(self, orders):
+        for order in orders.iterator(chunk_size=2000):
+            yield [
                 order.order_number,
                 order.placed_at,
                 order.member_number or "",
@@ -1845,24 +1858,9 @@ class CampaignReportView(DetailView):
                 order.discount,
                 _("Yes") if order.cancelled else _("No"),
             ]
-            for order in orders.iterator(chunk_size=2000)
-        )
-        return exports.export(
-            request,
-            kind=ExportRecord.Kind.CAMPAIGN,
-            file_format=file_format,
-            header=[
-                _("Order number"),
-                _("Placed"),
-                _("Member number"),
-                _("Revenue"),
-                _("Discount"),
-                _("Cancelled"),
-            ],
-            rows=rows,
-            count=orders.count(),
-            filters={"campaign": f"{self.object.pk}: {self.object.name}"},
-        )
+
+    def export_filters(self):
+        return {"campaign": f"{self.object.pk}: {self.object.name}"}
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
@@ -1881,8 +1879,6 @@ class CampaignReportView(DetailView):
             can_change=user.has_perm("oscar_loyalty.change_campaign"),
             can_view_members=user.has_perm("oscar_loyalty.view_member"),
             can_view_orders=user.has_perm("order.view_order"),
-            can_export=user.has_perm("oscar_loyalty.export_data"),
-            export_query="",
         )
         return context
 
