@@ -27,7 +27,9 @@ demo-data: venv
 	$(PY) manage.py load_demo_data
 
 ## The whole test suite (PostgreSQL/Redis/browser tests skip without the services,
-## unless CI=true, where a skip of theirs is a failure).
+## unless CI=true, where a skip of theirs is a failure), on every core (pytest-xdist:
+## each process gets its own test database). PYTEST_ARGS= runs it in one process.
+PYTEST_ARGS ?= -n auto --maxprocesses=4 --dist load
 test: venv
 	$(PY) -m pytest $(PYTEST_ARGS)
 
