@@ -10,6 +10,7 @@ from .models import (
     ActionRule,
     Campaign,
     CampaignOrder,
+    ConsentChange,
     CouponDesign,
     EarnRule,
     Entry,
@@ -18,6 +19,7 @@ from .models import (
     Lot,
     Member,
     MemberCoupon,
+    MemberImport,
     MemberNote,
     OrderActivity,
     Posting,
@@ -54,7 +56,7 @@ class MemberAdmin(ReadOnlyAdmin):
         "tier",
         "joined_at",
     ]
-    search_fields = ["number", "user__email", "user__username"]
+    search_fields = ["number", "user__email", "user__username", "phone"]
     list_select_related = ["user", "tier"]
 
 
@@ -242,3 +244,26 @@ class MemberNoteAdmin(ReadOnlyAdmin):
 class ExportRecordAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "user_name", "kind", "format", "rows"]
     list_filter = ["kind", "format"]
+
+
+@admin.register(ConsentChange)
+class ConsentChangeAdmin(ReadOnlyAdmin):
+    list_display = [
+        "created_at",
+        "member",
+        "purpose",
+        "granted",
+        "source",
+        "actor_name",
+    ]
+    list_filter = ["purpose", "granted", "source"]
+    search_fields = ["member__number", "member__user__email"]
+    list_select_related = ["member"]
+
+
+@admin.register(MemberImport)
+class MemberImportAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "file_name", "user_name", "status", "imported_at"]
+    list_filter = ["status"]
+    search_fields = ["file_name", "user_name"]
+    exclude = ["content"]

@@ -20,6 +20,7 @@ class OscarLoyaltyConfig(OscarConfig):
         self.remove_points_view = views.RemovePointsView
         self.account_view = views.AccountView
         self.reminder_consent_view = views.ReminderConsentView
+        self.consent_view = views.ConsentView
         self.birthday_view = views.BirthdayView
         self.coupons_view = views.CouponsView
         self.checkin_view = views.CheckInView
@@ -46,6 +47,11 @@ class OscarLoyaltyConfig(OscarConfig):
                 "account/reminders/",
                 login_required(self.reminder_consent_view.as_view()),
                 name="reminders",
+            ),
+            path(
+                "account/consent/",
+                login_required(self.consent_view.as_view()),
+                name="consent",
             ),
             path(
                 "account/birthday/",

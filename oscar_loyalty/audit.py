@@ -72,7 +72,12 @@ def find_drift(member_ids=None):
             "lots",
             _lot_sum(
                 "points",
-                source__in=[Lot.Source.EARN, Lot.Source.ADJUST, Lot.Source.ACTION],
+                source__in=[
+                    Lot.Source.EARN,
+                    Lot.Source.ADJUST,
+                    Lot.Source.ACTION,
+                    Lot.Source.IMPORT,
+                ],
             )
             - _lot_sum("reversed"),
         ),

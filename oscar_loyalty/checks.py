@@ -306,6 +306,39 @@ def _policy_errors():
                 id="oscar_loyalty.E014",
             )
         )
+    errors += check_channels()
+    return errors
+
+
+def check_channels():
+    from django.utils.module_loading import import_string
+
+    from .notifications import Channel
+
+    errors = []
+    for path in loyalty_settings.NOTIFICATION_CHANNELS:
+        try:
+            channel = import_string(path)
+        except ImportError as exc:
+            channel, reason = None, str(exc)
+        else:
+            reason = "not a subclass of oscar_loyalty.notifications.Channel"
+        if not (isinstance(channel, type) and issubclass(channel, Channel)):
+            errors.append(
+                Error(
+                    f"{PREFIX}NOTIFICATION_CHANNELS: {path!r} is not a channel "
+                    f"({reason}).",
+                    id="oscar_loyalty.E018",
+                )
+            )
+        elif channel.purpose not in ("email", "sms", "profiling", "reminders"):
+            errors.append(
+                Error(
+                    f"{PREFIX}NOTIFICATION_CHANNELS: {path!r} needs a purpose "
+                    "(the consent it sends under: 'email' or 'sms').",
+                    id="oscar_loyalty.E018",
+                )
+            )
     return errors
 
 

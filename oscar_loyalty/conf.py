@@ -37,6 +37,12 @@ DEFAULTS = {
     "CONFIRM_AFTER_DAYS": None,
     # Reminder e-mails this many days before points expire (members who agreed).
     "REMINDER_DAYS": (30, 15, 7),
+    # Where members' messages go (welcome, points confirmed, tier up/down, coupon
+    # issued, birthday, reward redeemed): dotted paths of channel classes
+    # (oscar_loyalty.notifications.Channel). Each sends only to members who agreed
+    # to its purpose. "oscar_loyalty.notifications.LoggingChannel" shows how an
+    # SMS or push backend plugs in.
+    "NOTIFICATION_CHANNELS": ("oscar_loyalty.notifications.EmailChannel",),
     # Redeeming at checkout: the money one point is worth, in the shop's currency ...
     "REDEEM_POINT_VALUE": "0.01",
     # ... the spendable points a member needs before they can redeem at all ...

@@ -10,14 +10,13 @@ from collections import defaultdict
 from datetime import timedelta
 from functools import partial
 
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import Exists, F, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from oscar.core.loading import get_model
 
-from . import notifications, rules
+from . import consent, notifications, rules
 from .conf import PREFIX, loyalty_settings
 from .models import Entry, Hold, Lot, Member, Posting
 from .services import tiers
@@ -298,19 +297,34 @@ def confirm_returned_lots(*, now=None, start_id=None, end_id=None):
             if row[1] in locked
         ]
         expires_at = rules.expiry_for(now)
-        confirmed = 0
+        confirmed = []
         for start in range(0, len(lots), WRITE_BATCH):
             confirmed += _confirm_batch(
                 lots[start : start + WRITE_BATCH], now, expires_at
             )
+        tell_confirmed(confirmed)
     # Their orders now count towards tiers: members who reach a higher one move up
     # now, as on a confirm status (after the ledger's transaction, in batches).
     tiers.upgrade_members({row[1] for row in lots}, now=now)
-    return confirmed
+    return len(confirmed)
+
+
+def tell_confirmed(lots):
+    """Tell each member the points just confirmed, once this commits (one task
+    for the batch); ``lots`` are (id, member_id, remaining, order_number) rows."""
+    points = defaultdict(int)
+    for _id, member_id, remaining, _order in lots:
+        points[member_id] += remaining
+    notifications.notify(
+        "points_confirmed",
+        list(points),
+        {pk: {"points": total} for pk, total in points.items()},
+    )
 
 
 def _confirm_batch(lots, now, expires_at):
-    """Confirm ``lots``, (id, member_id, remaining, order_number) rows; how many."""
+    """Confirm ``lots``, (id, member_id, remaining, order_number) rows; returns
+    the rows confirmed."""
     posted = set(
         Posting.objects.filter(key__in=[f"confirm:{row[0]}" for row in lots])
         .order_by()
@@ -319,7 +333,7 @@ def _confirm_batch(lots, now, expires_at):
     # Like confirm_lot, a lot whose confirmation is already posted is left alone.
     lots = [row for row in lots if f"confirm:{row[0]}" not in posted]
     if not lots:
-        return 0
+        return []
     lot_ids = [row[0] for row in lots]
     per_member = Subquery(
         Lot.objects.filter(id__in=lot_ids, member_id=OuterRef("pk"))
@@ -361,7 +375,7 @@ def _confirm_batch(lots, now, expires_at):
     Lot.objects.filter(id__in=lot_ids, status=Lot.Status.PENDING).update(
         status=Lot.Status.ACTIVE, confirmed_at=now, expires_at=expires_at
     )
-    return len(lots)
+    return lots
 
 
 # Reminders before points expire -------------------------------------------------
@@ -424,10 +438,7 @@ def reminders_due(now, windows=None):
         not_told |= Q(expires_at__gt=after, expires_at__lte=until) & (
             Q(reminded_days__isnull=True) | Q(reminded_days__gt=days)
         )
-    consenting = Member.objects.filter(expiry_reminders=True)
-    user_fields = {field.name for field in get_user_model()._meta.get_fields()}
-    if "is_active" in user_fields:  # a custom user model may not have the field
-        consenting = consenting.filter(user__is_active=True)
+    consenting = consent.consenting(consent.Purpose.REMINDERS)
     return Lot.objects.filter(
         not_told,
         status=Lot.Status.ACTIVE,

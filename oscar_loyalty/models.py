@@ -87,6 +87,33 @@ class Member(models.Model):
     birth_day = models.PositiveSmallIntegerField(
         _("birthday day"), null=True, blank=True
     )
+    # Fields added after the first release have database defaults too, so rows
+    # written by SQL of a shop's own (or an older version) stay valid.
+    phone = models.CharField(
+        _("phone"),
+        max_length=20,
+        blank=True,
+        db_default="",
+        help_text=_("International format, e.g. +8613800138000."),
+    )
+    language = models.CharField(
+        _("language"),
+        max_length=16,
+        blank=True,
+        db_default="",
+        help_text=_("The language messages are sent in; empty: the shop's default."),
+    )
+    # Consent per purpose: the member's current answer. Every change is also kept
+    # as a ConsentChange (when, how, who); see oscar_loyalty.consent.
+    consent_email = models.BooleanField(
+        _("e-mails about points and offers"), default=False, db_default=False
+    )
+    consent_sms = models.BooleanField(
+        _("text messages (SMS)"), default=False, db_default=False
+    )
+    consent_profiling = models.BooleanField(
+        _("offers tailored to my orders (profiling)"), default=False, db_default=False
+    )
 
     class Meta:
         verbose_name = _("member")
@@ -122,6 +149,12 @@ class Member(models.Model):
                     )
                 ),
                 name="loyalty_member_birthday_valid",
+            ),
+            models.UniqueConstraint(
+                fields=["phone"],
+                condition=~Q(phone=""),
+                name="loyalty_member_phone_unique",
+                violation_error_message=_("Another member has this phone number."),
             ),
         ]
         indexes = [
@@ -161,6 +194,7 @@ class Lot(models.Model):
         RESTORE = "restore", _("Returned from a cancelled order")
         REFUND = "refund", _("Returned from an unused reward")
         ACTION = "action", _("Earned by an action")
+        IMPORT = "import", _("Opening balance (import)")
 
     member = models.ForeignKey(
         Member, on_delete=models.PROTECT, related_name="lots", verbose_name=_("member")
@@ -258,6 +292,7 @@ class Posting(models.Model):
         REVERSE = "reverse", _("Reversed")
         EXPIRE = "expire", _("Expired")
         ADJUST = "adjust", _("Adjusted by staff")
+        OPENING = "opening", _("Opening balance")
 
     # Unique through Meta.constraints: a plain unique index (no second index for
     # LIKE queries, which keys never see).
@@ -1668,3 +1703,97 @@ class MemberNote(models.Model):
 
     def __str__(self):
         return f"{self.member}: {self.text[:40]}"
+
+
+class ConsentChange(models.Model):
+    """One change of a member's consent to one purpose: the programme's record of
+    who agreed to what, when and where (sign-up form, account page, staff, import).
+
+    Rows are only ever added; the member's current answers are on ``Member``
+    (``consent_email``, ``consent_sms``, ``consent_profiling``,
+    ``expiry_reminders``), written in the same transaction.
+    """
+
+    class Purpose(models.TextChoices):
+        EMAIL = "email", _("E-mails about my points, tier and offers")
+        SMS = "sms", _("Text messages (SMS) about my points and offers")
+        PROFILING = (
+            "profiling",
+            _("Use my orders and activity to tailor offers to me (profiling)"),
+        )
+        REMINDERS = "reminders", _("E-mail me before my points expire")
+
+    class Source(models.TextChoices):
+        SIGNUP = "signup", _("Sign-up form")
+        ACCOUNT = "account", _("Account page")
+        STAFF = "staff", _("Staff, on the member's request")
+        IMPORT = "import", _("Members import")
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        related_name="consent_changes",
+        verbose_name=_("member"),
+    )
+    purpose = models.CharField(_("purpose"), max_length=16, choices=Purpose.choices)
+    granted = models.BooleanField(_("consent given"))
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices)
+    actor_id = models.BigIntegerField(_("acting user id"), null=True, blank=True)
+    actor_name = models.CharField(_("acting user"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("changed"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("consent change")
+        verbose_name_plural = _("consent changes")
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["member", "-created_at"], name="loyalty_consent_member"
+            )
+        ]
+
+    def __str__(self):
+        state = _("given") if self.granted else _("withdrawn")
+        return f"{self.member}: {self.get_purpose_display()} {state}"
+
+
+class MemberImport(models.Model):
+    """One members file uploaded in the dashboard: checked (a dry run), then
+    imported, all or nothing. The file is kept only until it is imported."""
+
+    class Status(models.TextChoices):
+        CHECKING = "checking", _("Being checked")
+        CHECKED = "checked", _("Checked")
+        IMPORTING = "importing", _("Being imported")
+        IMPORTED = "imported", _("Imported")
+        FAILED = "failed", _("Not imported")
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("staff user"),
+    )
+    user_name = models.CharField(_("staff user's name"), max_length=254)
+    file_name = models.CharField(_("file"), max_length=255)
+    file_format = models.CharField(_("format"), max_length=8)
+    content = models.BinaryField(_("content"), blank=True, null=True, editable=False)
+    size = models.PositiveIntegerField(_("size in bytes"), default=0)
+    sha256 = models.CharField(_("SHA-256"), max_length=64)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.CHECKING
+    )
+    check_report = models.JSONField(_("check"), default=dict, blank=True)
+    import_report = models.JSONField(_("import"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("uploaded"), default=timezone.now)
+    imported_at = models.DateTimeField(_("imported"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("members import")
+        verbose_name_plural = _("members imports")
+        ordering = ["-created_at", "-id"]
+        permissions = [("import_members", _("Can import members"))]
+
+    def __str__(self):
+        return f"{self.file_name} ({self.get_status_display()})"

@@ -22,6 +22,7 @@ from oscar.core.loading import get_model
 from . import (  # noqa: F401
     action_receivers,
     action_tasks,
+    consent,
     offer_cache,
     redemption,
     tier_offers,
@@ -29,9 +30,11 @@ from . import (  # noqa: F401
 from .conf import loyalty_settings
 from .middleware import may_hold_points
 from .models import Campaign, CampaignStep, CouponDesign, Hold, Member, Tier
+from .notifications import notify
 from .services import coupons, orders, tiers
 from .services.holds import release_hold
 from .services.members import get_or_create_member
+from .templatetags.loyalty_consent import FIELD as SIGNUP_FIELD
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +109,40 @@ def join_on_registration(sender, request=None, user=None, **kwargs):
         logger.exception("Could not create the member account of user %s", user.pk)
         return
     try:
+        record_signup_consents(member, request)
+    except Exception:
+        logger.exception(
+            "Could not record the sign-up consents of member %s", member.pk
+        )
+    try:
+        notify("welcome", [member.pk])
+    except Exception:
+        logger.exception("Could not queue the welcome message of member %s", member.pk)
+    try:
         with transaction.atomic():
             coupons.issue_welcome_coupons(member)
     except Exception:
         logger.exception("Could not issue the welcome coupons of member %s", member.pk)
+
+
+def record_signup_consents(member, request):
+    """What the shopper ticked on the sign-up form, and the language they signed
+    up in. Only ticked boxes are recorded: an unticked box is no consent, which is
+    what a new member has."""
+    if request is None:
+        return
+    ticked = (
+        set(request.POST.getlist(SIGNUP_FIELD)) if request.method == "POST" else set()
+    )
+    answers = {
+        purpose: True for purpose in consent.SIGNUP_PURPOSES if purpose.value in ticked
+    }
+    if answers:
+        consent.record(member, answers, source=consent.Source.SIGNUP, actor=member.user)
+    language = getattr(request, "LANGUAGE_CODE", "") or ""
+    if language and not member.language:
+        Member.objects.filter(pk=member.pk).update(language=language)
+        member.language = language
 
 
 @receiver(post_save, sender=BasketLine, dispatch_uid="oscar_loyalty.basket_line_saved")

@@ -310,3 +310,22 @@ def issue_campaign_coupons():
             "coupon_design"
         )
     )
+
+
+@shared_task(name="oscar_loyalty.process_member_import", **RUN_AGAIN_IF_LOST)
+def process_member_import(import_id):
+    """Check or import an uploaded members file (see ``imports.process``)."""
+    from .imports import process
+
+    return process(import_id)
+
+
+@shared_task(name="oscar_loyalty.send_notifications", acks_late=False)
+def send_notifications(event, member_ids, extra=None):
+    """Send a programme message to members (see ``notifications.send_event``).
+
+    Not retried when a worker dies: a message sent twice is worse than one missed.
+    """
+    from .notifications import send_event
+
+    return send_event(event, member_ids, extra)

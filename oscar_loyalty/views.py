@@ -27,7 +27,7 @@ from django.views.generic import ListView, TemplateView
 from oscar.core.loading import get_class, get_model
 from oscar.templatetags.currency_filters import currency
 
-from . import summaries
+from . import consent, summaries
 from .conf import loyalty_settings
 from .exceptions import (
     InsufficientPoints,
@@ -261,9 +261,27 @@ class AccountView(ListView):
             .filter(member=member)
             .count(),
             birthday=self.birthday_panel(member, now),
+            consents=self.consent_panel(member),
             **self.action_panels(member, now),
         )
         return context
+
+    def consent_panel(self, member):
+        """Each purpose with the member's answer and its last change, and the
+        newest changes (three queries)."""
+        last = consent.last_changes(member)
+        return {
+            "purposes": [
+                {
+                    "code": purpose.value,
+                    "label": purpose.label,
+                    "granted": consent.has_consent(member, purpose),
+                    "changed": last.get(purpose.value),
+                }
+                for purpose in consent.Purpose
+            ],
+            "history": consent.history(member, limit=10),
+        }
 
     def action_panels(self, member, now):
         """The daily check-in (only while check-ins earn points) and the
@@ -327,6 +345,39 @@ class AccountView(ListView):
         return summaries.tier_panel(member, now)
 
 
+class ConsentView(View):
+    """Give or withdraw consent per purpose (POST, own account only).
+
+    Every purpose is on the form, so an unticked box withdraws consent; each real
+    change is recorded with the time and "Account page" as its source.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        member = get_or_create_member(request.user)
+        answers = {
+            purpose: request.POST.get(purpose) == "on" for purpose in consent.Purpose
+        }
+        changes = consent.record(
+            member, answers, source=consent.Source.ACCOUNT, actor=request.user
+        )
+        remember_language(member, request)
+        if changes:
+            messages.success(request, _("Your choices are saved."))
+        else:
+            messages.info(request, _("Nothing changed: your choices were already so."))
+        return HttpResponseRedirect(reverse("loyalty:account") + "#loyalty-consent")
+
+
+def remember_language(member, request):
+    """Messages go out in the language the member last used the shop in."""
+    language = getattr(request, "LANGUAGE_CODE", "") or ""
+    if language and member.language != language:
+        Member.objects.filter(pk=member.pk).update(language=language)
+        member.language = language
+
+
 class ReminderConsentView(View):
     """Turn expiry reminder e-mails on or off (POST, own account only)."""
 
@@ -335,7 +386,13 @@ class ReminderConsentView(View):
     def post(self, request, *args, **kwargs):
         member = get_or_create_member(request.user)
         wanted = request.POST.get("expiry_reminders") == "on"
-        Member.objects.filter(pk=member.pk).update(expiry_reminders=wanted)
+        consent.record(
+            member,
+            {consent.Purpose.REMINDERS: wanted},
+            source=consent.Source.ACCOUNT,
+            actor=request.user,
+        )
+        remember_language(member, request)
         if wanted:
             messages.success(
                 request, _("We will e-mail you before any of your points expire.")

@@ -47,6 +47,7 @@ def test_every_model_support_staff_ask_about_is_registered():
         "Member", "Lot", "Posting", "Hold", "Tier", "TierChange", "OrderActivity",
         "EarnRule", "CouponDesign", "MemberCoupon", "Reward", "RewardRedemption",
         "Campaign", "CampaignOrder", "ActionRule", "ActionAward", "Referral",
+        "ConsentChange",
     } <= names  # fmt: skip
 
 

@@ -669,3 +669,90 @@ def test_an_editor_publishes_a_gold_only_article_silver_cannot_reach_it_gold_can
     page.goto(community.url)
     expect(page.locator("#member-posts")).to_contain_text("Gold harvest notes")
     page.screenshot(path=tmp_path / "gold-article.png", full_page=True)
+
+
+def test_a_shopper_signs_up_agreeing_to_e_mails_then_withdraws_on_the_loyalty_tab(
+    page,
+):
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import ConsentChange, Member
+
+    home_page(title="Lotus & Co.")
+    page.goto(reverse("customer:register"))
+    page.fill("#id_email", "new.member@example.com")
+    page.fill("#id_password1", PASSWORD)
+    page.fill("#id_password2", PASSWORD)
+    expect(page.locator("#loyalty-signup-email")).not_to_be_checked()
+    page.check("#loyalty-signup-email")
+    page.click("button[name=registration_submit]")
+    expect(page).not_to_have_url(re.compile(r"/register/"))
+
+    member = Member.objects.get(user__email="new.member@example.com")
+    assert member.consent_email and not member.consent_sms
+    page.goto(reverse("loyalty:account"))
+    email_box = page.locator("#loyalty-consent-email")
+    expect(email_box).to_be_checked()
+    expect(page.locator("#loyalty-consent-email-changed")).to_contain_text(
+        "Sign-up form"
+    )
+    email_box.uncheck()
+    page.check("#loyalty-consent-profiling")
+    page.locator("#loyalty-consent-form button[type=submit]").click()
+
+    expect(page.locator("body")).to_contain_text("Your choices are saved.")
+    expect(page.locator("#loyalty-consent-email")).not_to_be_checked()
+    expect(page.locator("#loyalty-consent-profiling")).to_be_checked()
+    page.locator("#loyalty-consent-history summary").click()
+    expect(page.locator("#loyalty-consent-history")).to_contain_text("Withdrawn")
+    member.refresh_from_db()
+    assert (member.consent_email, member.consent_profiling) == (False, True)
+    assert list(
+        ConsentChange.objects.filter(member=member)
+        .order_by("id")
+        .values_list("purpose", "granted", "source")
+    ) == [
+        ("email", True, "signup"),
+        ("email", False, "account"),
+        ("profiling", True, "account"),
+    ]
+
+
+def test_the_owner_checks_a_members_file_then_imports_it(page, tmp_path):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+
+    from oscar_loyalty.models import Member, MemberImport
+
+    home_page(title="Lotus & Co.")
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=["import_members", "view_member"],
+        )
+    )
+    members_file = tmp_path / "old-loyalty-system.csv"
+    members_file.write_text(
+        "email,first_name,phone,points,email_consent\n"
+        "mei@example.com,Mei,+86 138 0013 8001,1200,yes\n"
+        "wei@example.com,Wei,,300,no\n",
+        encoding="utf-8",
+    )
+
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-import-list"), owner)
+    page.set_input_files("#id_file", str(members_file))
+    page.locator("#loyalty-import-form button[type=submit]").click()
+
+    expect(page.locator("#loyalty-import-status")).to_contain_text("Checked")
+    expect(page.locator("#loyalty-import-preview")).to_contain_text("mei@example.com")
+    expect(page.locator("#loyalty-import-check")).to_contain_text("1500 points")
+    assert not Member.objects.exists()
+    page.locator("#loyalty-import-run button[type=submit]").click()
+
+    expect(page.locator("#loyalty-import-status")).to_contain_text("Imported")
+    expect(page.locator("#loyalty-import-result")).to_contain_text("2 (1500 points)")
+    assert Member.objects.count() == 2
+    assert MemberImport.objects.get().status == MemberImport.Status.IMPORTED
+    page.goto(reverse("loyalty_dashboard:loyalty-member-list") + "?q=138%200013")
+    expect(page.locator("#loyalty-members")).to_contain_text("mei@example.com")

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils import timezone
 from oscar.core.loading import get_model
 
+from oscar_loyalty import consent
 from oscar_loyalty.audit import find_drift
 from oscar_loyalty.models import EarnRule, Member, Posting
 from oscar_loyalty.services import holds, ledger
@@ -347,14 +348,16 @@ def test_a_members_page_runs_the_same_queries_however_long_the_history(
     _response, short = loyalty_queries(client, detail_url(member))
     for number in range(40):
         ledger.adjust(member=member, points=1, reason=f"Bonus {number}", actor=SYSTEM)
+        consent.record(member, {"email": number % 2 == 0}, source="account")
 
     _response, long = loyalty_queries(client, detail_url(member))
 
     # Member, history count, history page, its entries' sums, next lots to expire,
     # the qualifying value for tiers, the tier history, the member's coupons,
-    # their referrals and the notes (their orders are Oscar's table; the points of
-    # those orders one more query when they have any).
-    assert len(short) == len(long) == 10
+    # their referrals, the notes, the last change of each consent and the newest
+    # consent changes (their orders are Oscar's table; the points of those orders
+    # one more query when they have any).
+    assert len(short) == len(long) == 12
 
 
 def test_an_unknown_member_is_not_found(client, viewer):

@@ -6,6 +6,7 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
+from django.db import transaction
 from django.test import Client
 from django.utils import timezone
 from django.utils.html import escape
@@ -60,7 +61,23 @@ def snapshot():
     return {model.__name__: model.objects.count() for model in models}
 
 
+@pytest.fixture(scope="module")
+def demo(django_db_setup, django_db_blocker):
+    """The demo, loaded once for the tests of this module (a load takes ~15 s).
+
+    It is loaded in a transaction that is rolled back after the module's last
+    test; each test runs in a savepoint inside it, so what one test changes is
+    rolled back before the next, as with a load of its own.
+    """
+    with django_db_blocker.unblock(), transaction.atomic():
+        load(quiet=True)
+        yield
+        transaction.set_rollback(True)
+
+
 def test_a_second_run_reuses_everything_and_creates_nothing():
+    # Needs an empty database: it does not use ``demo`` and comes first in the
+    # module, so it runs before the shared load.
     first = load()
     after_first = snapshot()
 
@@ -74,8 +91,9 @@ def test_a_second_run_reuses_everything_and_creates_nothing():
         assert user.email in first and user.email in second
 
 
-def test_the_catalogue_has_thirty_priced_stocked_pictured_products_in_five_categories():
-    load(quiet=True)
+def test_the_catalogue_has_thirty_priced_stocked_pictured_products_in_five_categories(
+    demo,
+):
 
     products = Product.objects.filter(upc__startswith="LC-")
     assert products.count() == 30
@@ -93,8 +111,7 @@ def test_the_catalogue_has_thirty_priced_stocked_pictured_products_in_five_categ
     assert Country.objects.get(iso_3166_1_a2="CN").is_shipping_country
 
 
-def test_shoppers_have_order_histories_spread_over_more_than_a_year():
-    load(quiet=True)
+def test_shoppers_have_order_histories_spread_over_more_than_a_year(demo):
     now = timezone.now()
 
     User = get_user_model()
@@ -127,8 +144,7 @@ def test_shoppers_have_order_histories_spread_over_more_than_a_year():
     assert all(order.currency == "CNY" for order in Order.objects.all())
 
 
-def test_staff_logins_can_reach_their_admin():
-    load(quiet=True)
+def test_staff_logins_can_reach_their_admin(demo):
     User = get_user_model()
 
     admin = User.objects.get(username="admin")
@@ -154,8 +170,7 @@ def test_staff_logins_can_reach_their_admin():
     )
 
 
-def test_the_site_serves_the_home_page_the_members_page_and_the_shop(client):
-    load(quiet=True)
+def test_the_site_serves_the_home_page_the_members_page_and_the_shop(demo, client):
 
     site = Site.objects.get(is_default_site=True)
     assert isinstance(site.root_page.specific, HomePage)
@@ -181,19 +196,17 @@ def test_the_site_serves_the_home_page_the_members_page_and_the_shop(client):
     assert "West Lake Longjing" in detail.content.decode()
 
 
-def test_the_catalogue_page_lists_the_demo_products(client):
-    load(quiet=True)
+def test_the_catalogue_page_lists_the_demo_products(demo, client):
 
     content = client.get("/shop/catalogue/").content.decode()
 
     assert any(escape(product.title) in content for product in Product.objects.all())
 
 
-def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
+def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent(demo):
+    from oscar_loyalty import consent
     from oscar_loyalty.audit import find_drift
-    from oscar_loyalty.models import EarnRule, Member, Posting
-
-    load(quiet=True)
+    from oscar_loyalty.models import ConsentChange, EarnRule, Member, Posting
 
     redeemed = Posting.objects.filter(
         kind=Posting.Kind.REDEEM, order_number__startswith="DEMO-MEI-"
@@ -211,12 +224,21 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
     ).exists()
     # The owner's own rule (a campaign's rule comes with the campaign).
     assert EarnRule.objects.filter(is_active=True, campaign__isnull=True).count() == 1
-    consenting = Member.objects.filter(expiry_reminders=True)
-    assert set(consenting.values_list("user__username", flat=True)) == {
-        "mei",
-        "wei",
-        "li",
-    }
+
+    def agreed(purpose):
+        members = consent.consenting(purpose)
+        return set(members.values_list("user__username", flat=True))
+
+    assert agreed("reminders") == {"mei", "wei", "li"}
+    assert agreed("email") == {"mei", "wei"}
+    assert agreed("sms") == {"wei"}
+    assert agreed("profiling") == {"mei"}
+    assert set(
+        ConsentChange.objects.filter(source="signup").values_list(
+            "member__user__username", flat=True
+        )
+    ) == {"mei", "wei"}
+    assert Member.objects.get(user__username="mei").language == "zh-hans"
     assert find_drift() == []
     # An old gift expired (Wei), another expires within the reminder window (Mei).
     assert Posting.objects.filter(
@@ -232,10 +254,8 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent():
     assert list(soon.values_list("remaining", flat=True)) == [300]
 
 
-def test_the_demo_orders_place_shoppers_in_tiers_and_their_groups():
+def test_the_demo_orders_place_shoppers_in_tiers_and_their_groups(demo):
     from oscar_loyalty.models import Member, Tier, TierChange
-
-    load(quiet=True)
 
     assert list(Tier.objects.values_list("name", flat=True)) == [
         "Regular",
@@ -256,7 +276,7 @@ def test_the_demo_orders_place_shoppers_in_tiers_and_their_groups():
     assert list(kinds) == [TierChange.Kind.UPGRADE, TierChange.Kind.UPGRADE]
 
 
-def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(client):
+def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(demo, client):
     from oscar_loyalty.audit import find_drift
     from oscar_loyalty.models import (
         ActionRule,
@@ -265,8 +285,6 @@ def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(client):
         MemberCoupon,
         Reward,
     )
-
-    load(quiet=True)
 
     assert CouponDesign.objects.count() == 7
     assert list(Reward.objects.values_list("points_price", flat=True)) == [
@@ -300,13 +318,12 @@ def test_the_demo_has_coupons_rewards_campaigns_and_action_rewards(client):
 
 
 def test_the_demo_publishes_the_benefit_and_reward_catalogues_with_a_gold_page(
+    demo,
     client,
 ):
     from wagtail.models import PageViewRestriction
 
     from wagtail_members.models import BenefitPage, RewardCataloguePage
-
-    load(quiet=True)
 
     benefits = html_of(client.get("/members/benefits/"))
     assert 'id="member-comparison"' in benefits
@@ -341,17 +358,14 @@ def test_the_demo_publishes_the_benefit_and_reward_catalogues_with_a_gold_page(
     assert "Members' day" not in public and "Gold evening" not in public
 
 
-def test_the_demo_editor_may_translate_pages():
-    load(quiet=True)
+def test_the_demo_editor_may_translate_pages(demo):
 
     editor = get_user_model().objects.get(username="editor")
     assert editor.has_perm("simple_translation.submit_translation")
 
 
-def test_the_demo_tree_is_in_chinese_too_at_the_same_addresses(client):
+def test_the_demo_tree_is_in_chinese_too_at_the_same_addresses(demo, client):
     from wagtail.models import Page, PageViewRestriction
-
-    load(quiet=True)
 
     client.post("/i18n/setlang/", {"language": "zh-hans"})
     members = html_of(client.get("/members/"))
@@ -376,13 +390,11 @@ def html_of(response):
     return response.content.decode().replace("&#x27;", "'")
 
 
-def test_the_gold_evening_shows_a_picture_only_gold_members_can_fetch(client):
+def test_the_gold_evening_shows_a_picture_only_gold_members_can_fetch(demo, client):
     import re
 
     from django.conf import settings
     from wagtail.images import get_image_model
-
-    load(quiet=True)
 
     users = get_user_model().objects
     client.force_login(users.get(username="mei"))  # Gold

@@ -4,7 +4,8 @@ Loaded before the orders, so demo orders earn as real ones would under the same
 rules: oolong and black teas earn double points (an Oscar range over that
 category, as an owner would set it up in the dashboard), and confirmed orders move
 shoppers up the four tiers (spend over a rolling 12 months, the default basis).
-Three shoppers agreed to expiry reminders; the others show a member who did not.
+Three shoppers agreed to expiry reminders, two to e-mails, one to text messages
+and one to profiling; two agreed to nothing.
 """
 
 from datetime import timedelta
@@ -16,7 +17,7 @@ from django.contrib.contenttypes.models import ContentType
 from django.utils import timezone
 from oscar.core.loading import get_model
 
-from oscar_loyalty import jobs
+from oscar_loyalty import consent, jobs
 from oscar_loyalty.models import EarnRule, Member, MemberNote, Posting, Tier
 from oscar_loyalty.services import ledger
 from oscar_loyalty.services.members import get_or_create_member
@@ -26,7 +27,16 @@ Range = get_model("offer", "Range")
 
 RANGE_NAME = "Oolong & black tea"
 RULE_NAME = "Double points on oolong & black tea"
-CONSENTING = ("mei", "wei", "li")
+#: What each shopper agreed to (reminders on the account page, the rest when
+#: signing up), their phone and the language they use the shop in. Chen and Zhang
+#: agreed to nothing: the demo shows members nothing is sent to.
+PROFILES = {
+    "mei": (("reminders", "email", "profiling"), "+8613800138001", "zh-hans"),
+    "wei": (("reminders", "email", "sms"), "+8613800138002", "zh-hans"),
+    "li": (("reminders",), "", "en"),
+    "chen": ((), "+8613800138004", "zh-hans"),
+    "zhang": ((), "", ""),
+}
 
 #: code, name, rank, threshold (CNY spent in 12 months), points multiplier,
 #: member discount %, free shipping, badge, colour, description.
@@ -99,10 +109,7 @@ def load_loyalty(report, shoppers):
     for user in User.objects.filter(username__in=list(shoppers)).order_by("pk"):
         existed = Member.objects.filter(user=user).exists()
         member = get_or_create_member(user, channel=Member.Channel.WEB)
-        wanted = user.username in CONSENTING
-        changed = member.expiry_reminders != wanted
-        if changed:
-            Member.objects.filter(pk=member.pk).update(expiry_reminders=wanted)
+        changed = load_profile(member, *PROFILES.get(user.username, ((), "", "")))
         if not existed:
             report.created("members", member.number)
         elif changed:
@@ -110,6 +117,25 @@ def load_loyalty(report, shoppers):
         else:
             report.reused("members", member.number)
     report.finish_section()
+
+
+def load_profile(member, agreed, phone, language):
+    """The shopper's consents (recorded as they would be: from the sign-up form
+    and the account page), phone and language; True if anything changed."""
+    answers = {purpose: purpose.value in agreed for purpose in consent.Purpose}
+    signup = {p: v for p, v in answers.items() if p in consent.SIGNUP_PURPOSES}
+    changed = bool(consent.record(member, signup, source=consent.Source.SIGNUP))
+    changed |= bool(
+        consent.record(
+            member,
+            {consent.Purpose.REMINDERS: answers[consent.Purpose.REMINDERS]},
+            source=consent.Source.ACCOUNT,
+        )
+    )
+    if (member.phone, member.language) != (phone, language):
+        Member.objects.filter(pk=member.pk).update(phone=phone, language=language)
+        changed = True
+    return changed
 
 
 #: Gifts from staff long ago, so the demo shows points about to expire (Mei: in

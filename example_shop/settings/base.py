@@ -316,6 +316,13 @@ CELERY_BEAT_SCHEDULE = {
     },
 }
 
+# Members' messages by e-mail, and the example text-message backend, which writes
+# what it would send to the log (README, "Messages to members").
+OSCAR_LOYALTY_NOTIFICATION_CHANNELS = (
+    "oscar_loyalty.notifications.EmailChannel",
+    "oscar_loyalty.notifications.LoggingChannel",
+)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -82,10 +82,13 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         # Downloading it also needs oscar_loyalty.export_data (checked in the view).
         "loyalty-audit-log": ["is_staff", "oscar_loyalty.view_audit_log"],
         "loyalty-ledger": MEMBER_VIEWERS,
+        "loyalty-import-list": ["is_staff", "oscar_loyalty.import_members"],
+        "loyalty-import-detail": ["is_staff", "oscar_loyalty.import_members"],
+        "loyalty-import-run": ["is_staff", "oscar_loyalty.import_members"],
     }
 
     def ready(self):
-        from . import views
+        from . import imports, views
 
         self.overview_view = views.ProgrammeOverviewView
         self.member_list_view = views.MemberListView
@@ -120,6 +123,9 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.referral_list_view = views.ReferralListView
         self.audit_log_view = views.AuditLogView
         self.ledger_view = views.LedgerView
+        self.import_list_view = imports.MemberImportListView
+        self.import_detail_view = imports.MemberImportDetailView
+        self.import_run_view = imports.MemberImportRunView
 
     def get_urls(self):
         urls = [
@@ -262,5 +268,20 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 name="loyalty-member-note",
             ),
             path("ledger/", self.ledger_view.as_view(), name="loyalty-ledger"),
+            path(
+                "members/import/",
+                self.import_list_view.as_view(),
+                name="loyalty-import-list",
+            ),
+            path(
+                "members/import/<int:pk>/",
+                self.import_detail_view.as_view(),
+                name="loyalty-import-detail",
+            ),
+            path(
+                "members/import/<int:pk>/run/",
+                self.import_run_view.as_view(),
+                name="loyalty-import-run",
+            ),
         ]
         return self.post_process_urls(urls)

@@ -5,6 +5,7 @@ multiplier of zero) and say so on the form. The ledger services check again unde
 the member's row lock, since a balance can change between the form and the write.
 """
 
+import re
 import uuid
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -20,6 +21,7 @@ from oscar.forms import widgets
 from oscar.templatetags.currency_filters import currency
 
 from ..conf import loyalty_settings
+from ..consent import Purpose, consenting
 from ..exceptions import CouponReasonRequired, TierReasonRequired
 from ..models import (
     ActionRule,
@@ -42,9 +44,17 @@ ProductSelect = get_class("dashboard.catalogue.widgets", "ProductSelect")
 MAX_ADJUSTMENT = 1_000_000_000
 
 
+def phone_digits(word):
+    """The digits of a search that looks like (part of) a phone number:
+    "+86 138-0013" and "(138) 0013" find +8613800138000."""
+    if not re.fullmatch(r"[+\d\s().-]+", word):
+        return ""
+    return re.sub(r"\D", "", word)
+
+
 class MemberSearchForm(forms.Form):
     q = forms.CharField(
-        label=_("Member number, e-mail or name"),
+        label=_("Member number, e-mail, name or phone"),
         required=False,
         max_length=100,
     )
@@ -55,19 +65,35 @@ class MemberSearchForm(forms.Form):
         required=False,
         empty_label=_("Any tier"),
     )
+    consent = forms.ChoiceField(
+        label=_("Agreed to"),
+        choices=[("", _("Anything or nothing"))] + list(Purpose.choices),
+        required=False,
+    )
 
     def filter(self, queryset):
         """``queryset`` narrowed to members matching every word of the query
         (and in the tier asked for).
 
         Each word may match the start of the member number or part of the customer's
-        e-mail address, first or last name, so "mei lin" finds Mei Lin.
+        e-mail address, first or last name, so "mei lin" finds Mei Lin; a query of
+        digits (spaces, "+", brackets and dashes allowed) finds part of a phone or
+        member number.
         """
         if not self.is_valid():
             return queryset.none()
         if self.cleaned_data["tier"] is not None:
             queryset = queryset.filter(tier=self.cleaned_data["tier"])
-        for word in self.cleaned_data["q"].split():
+        if self.cleaned_data["consent"]:
+            queryset = consenting(self.cleaned_data["consent"], queryset)
+        query = self.cleaned_data["q"]
+        digits = phone_digits(query)
+        if len(digits) >= 4:
+            # "+86 138 0013" is one phone number, not three words.
+            return queryset.filter(
+                Q(phone__contains=digits) | Q(number__contains=digits)
+            )
+        for word in query.split():
             queryset = queryset.filter(
                 Q(number__startswith=word.upper())
                 | Q(user__email__icontains=word)

@@ -22,6 +22,10 @@ LOYALTY_DASHBOARD_NAVIGATION = {
             "url_name": "loyalty_dashboard:loyalty-member-list",
         },
         {
+            "label": _("Import members"),
+            "url_name": "loyalty_dashboard:loyalty-import-list",
+        },
+        {
             "label": _("Points ledger"),
             "url_name": "loyalty_dashboard:loyalty-ledger",
         },

@@ -57,7 +57,7 @@ from django.views.generic import (
 from oscar.core.loading import get_model
 from oscar.templatetags.currency_filters import currency
 
-from .. import exports, tasks
+from .. import consent, exports, tasks
 from ..campaigns import report as campaign_report
 from ..checks import TAG
 from ..conf import loyalty_settings
@@ -261,7 +261,9 @@ class MemberListView(ExportMixin, ListView):
             _("Held at checkout"),
             _("Points earned in total"),
             _("Joined"),
-            _("Expiry reminders"),
+            _("Phone"),
+            _("Language"),
+            *(purpose.label for purpose in consent.Purpose),
         ]
 
     def export_rows(self, members):
@@ -278,7 +280,12 @@ class MemberListView(ExportMixin, ListView):
                 member.held,
                 member.lifetime_earned,
                 member.joined_at,
-                _("Yes") if member.expiry_reminders else _("No"),
+                member.phone,
+                member.language,
+                *(
+                    _("Yes") if consent.has_consent(member, purpose) else _("No")
+                    for purpose in consent.Purpose
+                ),
             ]
 
     def get_queryset(self):
@@ -308,6 +315,7 @@ class MemberDetailView(DetailView):
     referrals_shown = 10
     orders_shown = 10
     notes_shown = 20
+    consents_shown = 20
 
     def get_queryset(self):
         return Member.objects.select_related("user", "tier")
@@ -402,6 +410,23 @@ class MemberDetailView(DetailView):
             "can_add_note": self.can_add_note(),
         }
 
+    def get_consent_context(self):
+        """Each purpose with the member's answer and its last change, and the
+        newest changes (two queries)."""
+        member = self.object
+        last = consent.last_changes(member)
+        return {
+            "consents": [
+                {
+                    "label": purpose.label,
+                    "granted": consent.has_consent(member, purpose),
+                    "changed": last.get(purpose.value),
+                }
+                for purpose in consent.Purpose
+            ],
+            "consent_history": consent.history(member, limit=self.consents_shown),
+        }
+
     def can_add_note(self):
         return self.request.user.has_perm("oscar_loyalty.add_membernote")
 
@@ -467,6 +492,7 @@ class MemberDetailView(DetailView):
             **self.get_referral_context(),
             **self.get_order_context(),
             **self.get_note_context(),
+            **self.get_consent_context(),
         )
         if context["can_add_note"]:
             context.setdefault("note_form", MemberNoteForm())

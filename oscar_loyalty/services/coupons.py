@@ -20,6 +20,7 @@ from oscar.core.loading import get_model
 from ..conf import loyalty_settings
 from ..exceptions import CouponReasonRequired
 from ..models import CouponDesign, Member, MemberCoupon
+from ..notifications import notify
 from .ledger import SYSTEM, lock_member
 
 Voucher = get_model("voucher", "Voucher")
@@ -65,10 +66,20 @@ def _design_offer(design):
 
 @transaction.atomic
 def issue_coupon(
-    *, member, design, key, actor=SYSTEM, reason="", points_cost=0, now=None
+    *,
+    member,
+    design,
+    key,
+    actor=SYSTEM,
+    reason="",
+    points_cost=0,
+    now=None,
+    event=None,
+    extra=None,
 ):
     """Issue one coupon of ``design`` to ``member`` (or return the one ``key``
-    already issued)."""
+    already issued). With ``event``, the member is told once it commits (only
+    when the coupon is new)."""
     member = lock_member(member.pk)
     existing = MemberCoupon.objects.filter(key=key).select_related("voucher").first()
     if existing is not None:
@@ -86,7 +97,7 @@ def issue_coupon(
     else:
         raise RuntimeError("could not draw an unused coupon code")
     VoucherOffers.objects.create(voucher_id=voucher.pk, conditionaloffer_id=offer_id)
-    return MemberCoupon.objects.create(
+    coupon = MemberCoupon.objects.create(
         voucher=voucher,
         member=member,
         design=design,
@@ -97,6 +108,11 @@ def issue_coupon(
         actor_name=actor.name[:255],
         points_cost=points_cost,
     )
+    if event:
+        notify(
+            event, [member.pk], {member.pk: {"coupon_id": coupon.pk, **(extra or {})}}
+        )
+    return coupon
 
 
 def issue_by_staff(*, member, design, reason, actor, key=None, now=None):
@@ -113,17 +129,27 @@ def issue_by_staff(*, member, design, reason, actor, key=None, now=None):
         actor=actor,
         reason=reason,
         now=now,
+        event="coupon_issued",
     )
 
 
 def issue_to_members(
-    design, member_ids, key_for, *, reason="", campaign=None, now=None
+    design,
+    member_ids,
+    key_for,
+    *,
+    reason="",
+    campaign=None,
+    now=None,
+    event="coupon_issued",
 ):
     """Issue ``design`` to each member whose key (``key_for(member_id)``) is unused.
 
     Set-based, in transactions of :data:`BULK_CHUNK` members: the chunk's members
     are locked, the keys already used skipped, and the vouchers, their offer links
     and the coupons inserted with one statement each. Returns how many were issued.
+    The members are told (``event``; None: not) once each chunk commits, in one
+    task per chunk.
     """
     now = now or timezone.now()
     offer_id = _design_offer(design)
@@ -134,7 +160,7 @@ def issue_to_members(
         for _attempt in range(5):
             try:
                 issued += _issue_chunk(
-                    design, offer_id, chunk, key_for, reason, campaign, now
+                    design, offer_id, chunk, key_for, reason, campaign, now, event
                 )
                 break
             except IntegrityError:  # a drawn code clashed: the chunk is redone
@@ -145,7 +171,7 @@ def issue_to_members(
 
 
 @transaction.atomic
-def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now):
+def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now, event):
     locked = list(
         Member.objects.select_for_update()
         .filter(pk__in=member_ids)
@@ -170,7 +196,7 @@ def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now):
             for voucher in vouchers
         ]
     )
-    MemberCoupon.objects.bulk_create(
+    issued = MemberCoupon.objects.bulk_create(
         [
             MemberCoupon(
                 voucher_id=voucher.pk,
@@ -184,6 +210,12 @@ def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now):
             for pk, voucher in zip(todo, vouchers, strict=True)
         ]
     )
+    if event:
+        notify(
+            event,
+            todo,
+            {coupon.member_id: {"coupon_id": coupon.pk} for coupon in issued},
+        )
     return len(todo)
 
 
@@ -266,6 +298,7 @@ def issue_birthday_coupons(*, today=None, now=None):
                     f"birthday:{design.pk}:{pk}:{year}"
                 ),
                 now=now,
+                event="birthday",
             )
     return issued
 

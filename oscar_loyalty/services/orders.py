@@ -13,7 +13,8 @@ from django.utils import timezone
 
 from .. import earning, rules_lookup
 from ..conf import loyalty_settings
-from ..models import Lot, Member
+from ..models import Entry, Lot, Member
+from ..notifications import notify
 from . import ledger, tiers
 from .members import get_or_create_member
 
@@ -151,6 +152,13 @@ def confirm_order(*, order_number, now=None):
     """Confirm the order's points and its activity towards tiers (maybe upgrading)."""
     postings = ledger.confirm_order(order_number=order_number, now=now)
     tiers.confirm_order(order_number=order_number, now=now)
+    if postings:
+        points = Entry.objects.filter(posting__in=postings).aggregate(
+            total=Sum("available_change")
+        )["total"]
+        if points:
+            member_id = postings[0].member_id
+            notify("points_confirmed", [member_id], {member_id: {"points": points}})
     return postings
 
 

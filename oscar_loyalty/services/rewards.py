@@ -98,6 +98,8 @@ def redeem_reward(*, member, reward, token=None, expected_price=None, now=None):
         reason=reward.name[:255],
         points_cost=reward.points_price,
         now=now,
+        event="reward_redeemed",
+        extra={"reward": reward.name, "points": reward.points_price},
     )
     if reward.stock is not None:
         reward.stock -= 1

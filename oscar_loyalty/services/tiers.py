@@ -267,6 +267,23 @@ def _change(member, to_tier, **history):
     return change
 
 
+def notify_tier_changes(changes, tiers):
+    """Tell the members who moved up or down (one task for each direction)."""
+    from ..notifications import notify
+
+    moves = {"tier_up": {}, "tier_down": {}}
+    for change in changes:
+        old = tiers.get(change.from_tier_id)
+        new = change.to_tier
+        event = "tier_up" if rank_of(new) > rank_of(old) else "tier_down"
+        moves[event][change.member_id] = {
+            "old_tier": old.name if old else "",
+            "new_tier": new.name if new else "",
+        }
+    for event, extra in moves.items():
+        notify(event, list(extra), extra)
+
+
 def announce_changes(changes, moved, *, members=None):
     """Mirror the changes into the groups, then announce them once committed.
 
@@ -288,6 +305,10 @@ def announce_changes(changes, moved, *, members=None):
     ]
 
     def announce():
+        try:
+            notify_tier_changes(changes, tiers)
+        except Exception:
+            logger.exception("Could not queue the tier messages")
         if upgraded:
             try:
                 with transaction.atomic():

@@ -1,0 +1,178 @@
+"""Loyalty → Import members: upload a file, read the check, then import it.
+
+Uploading checks the file (a dry run: the whole import, rolled back) in a task;
+the page shows what would happen and every row error. Only a file whose check
+found no error can be imported, and the import runs again from the file, all or
+nothing. Both steps are in the staff audit log; only users with
+``oscar_loyalty.import_members`` reach these screens.
+"""
+
+import hashlib
+import logging
+from functools import partial
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin.models import ADDITION, CHANGE
+from django.db import transaction
+from django.shortcuts import get_object_or_404, redirect
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views import View
+from django.views.generic import DetailView, ListView
+
+from .. import tasks
+from ..imports import COLUMNS, ImportFileError, sniff_format
+from ..models import MemberImport
+from .views import audit
+
+logger = logging.getLogger(__name__)
+
+#: Larger files go through ``manage.py import_members`` (streamed from disk).
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+class MemberImportForm(forms.Form):
+    file = forms.FileField(
+        label=gettext_lazy("Members file (.csv or .xlsx)"),
+        help_text=gettext_lazy(
+            "UTF-8 CSV or an Excel workbook, header in the first row."
+        ),
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        try:
+            self.file_format = sniff_format(upload.name)
+        except ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                _(
+                    "The file is larger than %(size)s MB: import it with "
+                    "“manage.py import_members”."
+                )
+                % {"size": MAX_UPLOAD_BYTES // (1024 * 1024)}
+            )
+        if upload.size == 0:
+            raise forms.ValidationError(_("The file is empty."))
+        return upload
+
+
+def queue(import_id):
+    """Process the upload after the commit; with no broker, in this request."""
+    try:
+        tasks.process_member_import.delay(import_id)
+    except Exception:
+        logger.warning(
+            "Could not queue members import %s; processing it now",
+            import_id,
+            exc_info=True,
+        )
+        tasks.process_member_import(import_id)
+
+
+class MemberImportListView(ListView):
+    """Earlier uploads, newest first, and the form for a new one."""
+
+    template_name = "oscar_loyalty/dashboard/import_list.html"
+    context_object_name = "imports"
+    paginate_by = 20
+
+    def get_queryset(self):
+        return MemberImport.objects.defer("content").order_by("-created_at", "-id")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", MemberImportForm())
+        context["columns"] = COLUMNS
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = MemberImportForm(request.POST, request.FILES)
+        if not form.is_valid():
+            self.object_list = self.get_queryset()
+            return self.render_to_response(self.get_context_data(form=form))
+        upload = form.cleaned_data["file"]
+        content = upload.read()
+        with transaction.atomic():
+            record = MemberImport.objects.create(
+                user=request.user,
+                user_name=request.user.get_full_name() or request.user.get_username(),
+                file_name=upload.name[:255],
+                file_format=form.file_format,
+                content=content,
+                size=len(content),
+                sha256=hashlib.sha256(content).hexdigest(),
+            )
+            audit(request, record, ADDITION, f"Uploaded {record.file_name} to check")
+            transaction.on_commit(partial(queue, record.pk), robust=True)
+        messages.info(request, _("The file is being checked; nothing is imported yet."))
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": record.pk})
+        )
+
+
+class MemberImportDetailView(DetailView):
+    """The check (counts, row errors, a preview) and, once imported, the result."""
+
+    template_name = "oscar_loyalty/dashboard/import_detail.html"
+    context_object_name = "upload"
+
+    def get_queryset(self):
+        return MemberImport.objects.defer("content")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        upload = self.object
+        check = upload.check_report or {}
+        context.update(
+            check=check,
+            result=upload.import_report or {},
+            working=upload.status
+            in (MemberImport.Status.CHECKING, MemberImport.Status.IMPORTING),
+            can_import=upload.status == MemberImport.Status.CHECKED
+            and check.get("rows")
+            and not check.get("error_count")
+            and not check.get("file_error"),
+        )
+        return context
+
+
+class MemberImportRunView(View):
+    """POST: import a checked file without errors (once: a second press, or a file
+    already imported, changes nothing)."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, pk):
+        with transaction.atomic():
+            record = get_object_or_404(
+                MemberImport.objects.select_for_update().defer("content"), pk=pk
+            )
+            check = record.check_report or {}
+            ready = (
+                record.status == MemberImport.Status.CHECKED
+                and check.get("rows")
+                and not check.get("error_count")
+                and not check.get("file_error")
+            )
+            if ready:
+                record.status = MemberImport.Status.IMPORTING
+                record.save(update_fields=["status"])
+                audit(request, record, CHANGE, f"Imported {record.file_name}")
+                transaction.on_commit(partial(queue, record.pk), robust=True)
+        if ready:
+            messages.info(request, _("Importing the file."))
+        else:
+            messages.error(
+                request,
+                _(
+                    "Only a checked file without errors can be imported: "
+                    "nothing was done."
+                ),
+            )
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": pk})
+        )

@@ -1,0 +1,158 @@
+"""Loyalty → Import members in Oscar's dashboard: upload, read the check, import;
+only for staff with ``import_members``, audited, once."""
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from django.urls import reverse
+
+from oscar_loyalty.audit import find_drift
+from oscar_loyalty.models import Member, MemberImport, Posting
+from tests.factories import StaffFactory, UserFactory
+from tests.test_dashboard_members import grant
+
+pytestmark = pytest.mark.django_db
+
+LIST = reverse("loyalty_dashboard:loyalty-import-list")
+GOOD = (
+    "email,first_name,phone,points,email_consent\n"
+    "mei@example.com,Mei,+8613800138001,1200,yes\n"
+    "wei@example.com,Wei,,0,no\n"
+)
+
+
+def detail(record):
+    return reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": record.pk})
+
+
+def run_url(record):
+    return reverse("loyalty_dashboard:loyalty-import-run", kwargs={"pk": record.pk})
+
+
+@pytest.fixture
+def importer():
+    client = Client()
+    client.force_login(grant(StaffFactory(username="ada"), "import_members"))
+    return client
+
+
+def upload(client, text, name="members.csv", capture=None):
+    data = {"file": SimpleUploadedFile(name, text.encode("utf-8"), "text/csv")}
+    if capture is None:
+        return client.post(LIST, data)
+    with capture(execute=True):
+        return client.post(LIST, data)
+
+
+def test_a_checked_file_is_imported_once_and_both_steps_are_audited(
+    importer, django_capture_on_commit_callbacks
+):
+    response = upload(importer, GOOD, capture=django_capture_on_commit_callbacks)
+
+    record = MemberImport.objects.get()
+    assert response.status_code == 302 and response["Location"] == detail(record)
+    assert record.status == MemberImport.Status.CHECKED
+    assert record.check_report["created"] == 2 and not Member.objects.exists()
+    page = importer.get(detail(record)).content.decode()
+    assert 'id="loyalty-import-check"' in page
+    assert 'id="loyalty-import-preview"' in page and "mei@example.com" in page
+    assert "Import 2 rows" in page
+
+    with django_capture_on_commit_callbacks(execute=True):
+        importer.post(run_url(record))
+    with django_capture_on_commit_callbacks(execute=True):
+        importer.post(run_url(record))  # pressed twice
+
+    record.refresh_from_db()
+    assert record.status == MemberImport.Status.IMPORTED
+    assert record.content is None and record.imported_at is not None
+    assert Member.objects.count() == 2
+    assert Posting.objects.filter(kind="opening").count() == 1
+    assert find_drift() == []
+    messages = list(
+        LogEntry.objects.filter(object_id=str(record.pk)).values_list(
+            "change_message", flat=True
+        )
+    )
+    assert sorted(messages) == [
+        "Imported members.csv",
+        "Uploaded members.csv to check",
+    ]
+    page = importer.get(detail(record)).content.decode()
+    assert 'id="loyalty-import-result"' in page
+    assert 'id="loyalty-import-run"' not in page
+
+
+def test_a_file_with_errors_shows_them_and_cannot_be_imported(
+    importer, django_capture_on_commit_callbacks
+):
+    upload(
+        importer,
+        "email,points\nmei@example.com,12\nnot an address,-1\n",
+        capture=django_capture_on_commit_callbacks,
+    )
+    record = MemberImport.objects.get()
+
+    page = importer.get(detail(record)).content.decode()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = importer.post(run_url(record), follow=True)
+
+    assert 'id="loyalty-import-check-errors"' in page
+    assert "Enter a valid e-mail address." in page
+    assert 'id="loyalty-import-run"' not in page
+    assert "Only a checked file without errors" in response.content.decode()
+    record.refresh_from_db()
+    assert record.status == MemberImport.Status.CHECKED
+    assert not Member.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "name,text,message",
+    [
+        ("members.pdf", "email\n", "Upload a .csv or .xlsx file."),
+        ("members.csv", "", "The submitted file is empty."),
+    ],
+)
+def test_a_file_of_the_wrong_kind_is_refused_on_the_form(importer, name, text, message):
+    response = upload(importer, text, name=name)
+
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not MemberImport.objects.exists()
+
+
+def test_staff_without_the_permission_cannot_upload_or_import(
+    django_capture_on_commit_callbacks,
+):
+    viewer = Client()
+    viewer.force_login(grant(StaffFactory(), "view_member"))
+    owner = Client()
+    owner.force_login(grant(StaffFactory(), "import_members"))
+    upload(owner, GOOD, capture=django_capture_on_commit_callbacks)
+    record = MemberImport.objects.get()
+
+    assert viewer.get(LIST).status_code == 403
+    assert upload(viewer, GOOD).status_code == 403
+    assert viewer.get(detail(record)).status_code == 403
+    assert viewer.post(run_url(record)).status_code == 403
+    shopper = Client()
+    shopper.force_login(UserFactory())
+    assert shopper.get(LIST).status_code in (302, 403)
+    assert MemberImport.objects.count() == 1 and not Member.objects.exists()
+
+
+def test_names_and_messages_from_the_file_are_escaped(
+    importer, django_capture_on_commit_callbacks
+):
+    upload(
+        importer,
+        "email\n<script>alert(1)</script>@example.com\n",
+        name="x<img src=y onerror=alert(1)>.csv",
+        capture=django_capture_on_commit_callbacks,
+    )
+    record = MemberImport.objects.get()
+
+    page = importer.get(detail(record)).content.decode()
+    assert "<img src=y" not in page and "x&lt;img src=y onerror=alert(1)&gt;" in page
+    assert "<script>alert(1)" not in page
