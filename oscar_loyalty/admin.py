@@ -267,3 +267,6 @@ class MemberImportAdmin(ReadOnlyAdmin):
     list_filter = ["status"]
     search_fields = ["file_name", "user_name"]
     exclude = ["content"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("content")

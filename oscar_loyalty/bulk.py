@@ -6,8 +6,11 @@ is most of the time. :func:`insert_rows` takes plain values (already the right
 Python types: ``str``, ``int``, ``bool``, aware ``datetime``, ``None``) and, on
 PostgreSQL, sends one ``INSERT … SELECT * FROM unnest(…) RETURNING id`` per call;
 elsewhere it falls back to ``bulk_create``. Fields a row leaves out get their
-model default, computed once per call.
+model default, computed once per call (a callable default such as a UUID would be
+the same for every row: give such fields a value).
 """
+
+import re
 
 from django.db import connection
 from django.db.models import NOT_PROVIDED
@@ -48,9 +51,9 @@ def insert_rows(model, rows):
     columns = names + list(defaults)
     fields = [opts.get_field(name) for name in columns]
     quote = connection.ops.quote_name
-    # %b: psycopg sends each list as a binary array, dumped in C, several times
-    # faster than the text form for long lists.
-    arrays = ", ".join(f"%b::{field.db_type(connection)}[]" for field in fields)
+    # Cast to the column's base type: varchar(n) would cut long text silently;
+    # varchar lets the column refuse it.
+    arrays = ", ".join(f"%s::{array_type(field)}[]" for field in fields)
     sql = (
         f"INSERT INTO {quote(opts.db_table)} "
         f"({', '.join(quote(field.column) for field in fields)}) "
@@ -59,5 +62,11 @@ def insert_rows(model, rows):
     params = [[row[name] for row in rows] for name in names]
     params += [[value] * len(rows) for value in defaults.values()]
     with connection.cursor() as cursor:
-        cursor.cursor.execute(sql, params)
+        # PostgreSQL returns the new ids in the order of the SELECT, as Django's
+        # own bulk_create (UNNEST on PostgreSQL) relies on too.
+        cursor.execute(sql, params)
         return [pk for (pk,) in cursor.fetchall()]
+
+
+def array_type(field):
+    return re.sub(r"\(\d+\)$", "", field.db_type(connection))

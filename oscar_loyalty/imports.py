@@ -28,6 +28,7 @@ already has.
 import csv
 import hashlib
 import io
+import logging
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ from . import consent, rules
 from .bulk import insert_rows
 from .models import ConsentChange, Entry, Lot, Member, Posting
 from .services.members import NUMBER_DIGITS, join_entry_tier
+
+logger = logging.getLogger(__name__)
 
 #: Rows read and written together (each chunk reads the customers it may match:
 #: fewer, larger chunks scan the customer table fewer times).
@@ -157,6 +160,11 @@ def read_xlsx(binary):
         sheet = workbook.worksheets[0]
         for values in sheet.iter_rows(values_only=True):
             yield ["" if value is None else value for value in values]
+    except ImportFileError:
+        raise
+    except Exception:
+        # A workbook damaged past its first rows (openpyxl reads lazily).
+        raise ImportFileError(_("The file is not a valid .xlsx workbook.")) from None
     finally:
         workbook.close()
 
@@ -275,13 +283,23 @@ def text_of(value, limit):
     return str(value).strip()[:limit] if value is not None else ""
 
 
+#: Dates outside these years are refused (typos; and they would not fit every
+#: database's date range once made aware).
+YEARS = range(1900, 2101)
+
+
 def day_of(value):
-    """A date from ``YYYY-MM-DD`` text or a spreadsheet date."""
+    """A date from ``YYYY-MM-DD`` text or a spreadsheet date (``ValueError``
+    otherwise)."""
     if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value).strip())
+        day = value.date()
+    elif isinstance(value, date):
+        day = value
+    else:
+        day = date.fromisoformat(str(value).strip())
+    if day.year not in YEARS:
+        raise ValueError(day)
+    return day
 
 
 def at_start_of(day):
@@ -468,11 +486,14 @@ class Importer:
     def write(self, rows):
         report = self.report
         users = self.existing_users(rows)
+        # The chunk's existing members, locked in primary-key order (as every
+        # ledger writer locks them) before anything about them is decided.
         members = {
             member.user_id: member
-            for member in Member.objects.filter(user_id__in=users.values()).only(
-                "pk", "user_id", "phone", *consent.FIELDS.values()
-            )
+            for member in Member.objects.select_for_update()
+            .filter(user_id__in=[pk for pk in users.values() if pk])
+            .order_by("pk")
+            .only("pk", "user_id", "phone", *consent.FIELDS.values())
         }
         phone_owners = dict(
             Member.objects.exclude(phone="")  # the phone index is partial
@@ -610,11 +631,23 @@ class Importer:
         balance, if any, follows in ``open_balances``."""
         phones = {}
         granted = []
+        # A purpose the member has answered here (given, or withdrawn) is theirs:
+        # an older system's "yes" does not overrule a withdrawal.
+        answered = set(
+            ConsentChange.objects.filter(
+                member_id__in=[members[users[row.key]].pk for row in rows]
+            ).values_list("member_id", "purpose")
+        )
         for row in rows:
             member = members[users[row.key]]
             if row.phone and not member.phone:
                 phones[member.pk] = row.phone
-            new = [p for p in row.consents if not consent.has_consent(member, p)]
+            new = [
+                p
+                for p in row.consents
+                if not consent.has_consent(member, p)
+                and (member.pk, p.value) not in answered
+            ]
             granted.extend((member.pk, purpose) for purpose in new)
             row.outcome = "updated" if (member.pk in phones or new) else "unchanged"
         if phones:
@@ -663,13 +696,13 @@ class Importer:
         if not wanted:
             return
         fresh_ids = set(fresh.values())
-        existing = [pk for pk in wanted if pk not in fresh_ids]
+        existing = {pk for pk in wanted if pk not in fresh_ids}
         if existing:
             # Members from before this import: lock them (primary-key order), then
             # skip those whose opening balance is already in the ledger.
             list(
                 Member.objects.select_for_update()
-                .filter(pk__in=existing)
+                .filter(pk__in=sorted(existing))
                 .order_by("pk")
                 .values_list("pk", flat=True)
             )
@@ -679,7 +712,7 @@ class Importer:
             ).values_list("member_id", flat=True)
         )
         for pk in done:
-            del wanted[pk]
+            wanted.pop(pk).points = 0  # already given: nothing is added
         if not wanted:
             return
         actor_id = getattr(self.actor, "pk", None)
@@ -772,13 +805,23 @@ def process(import_id):
         ):
             return record.status
         dry_run = record.status == MemberImport.Status.CHECKING
-        report = import_members(
-            io.BytesIO(bytes(record.content or b"")),
-            record.file_format,
-            dry_run=dry_run,
-            actor=record.user,
-            label=f"#{record.pk} {record.file_name}",
-        )
+        try:
+            # A savepoint: whatever fails, the upload gets a status and a report.
+            with transaction.atomic():
+                report = import_members(
+                    io.BytesIO(bytes(record.content or b"")),
+                    record.file_format,
+                    dry_run=dry_run,
+                    actor=record.user,
+                    label=f"#{record.pk} {record.file_name}",
+                )
+        except Exception:
+            logger.exception("Members import %s failed", record.pk)
+            report = Report(dry_run=dry_run)
+            report.file_error = _(
+                "The file could not be processed (a customer changed meanwhile, or "
+                "the database refused a row); nothing was imported. Check it again."
+            )
         if dry_run:
             record.check_report = report.as_dict()
             record.status = MemberImport.Status.CHECKED

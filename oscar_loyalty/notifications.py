@@ -16,6 +16,7 @@ their transaction commits.
 import logging
 
 from django.conf import settings
+from django.contrib.sites.models import Site
 from django.core.mail import get_connection
 from django.utils import translation
 from oscar.core.loading import get_class, get_model
@@ -190,6 +191,18 @@ def event_types(code):
     return found, default
 
 
+def sms_text(code, context):
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+
+    CommunicationEventType = get_model("communication", "CommunicationEventType")
+    try:
+        template = get_template(CommunicationEventType.sms_template_file % code.lower())
+    except TemplateDoesNotExist:
+        return ""
+    return template.render(context)
+
+
 def coupons_of(extra, members):
     """The coupons the messages to ``members`` name, in one query."""
     from .models import MemberCoupon
@@ -230,6 +243,7 @@ def send_event(event, member_ids, extra=None):
                 ).select_related("user", "tier")
                 members = list(members.order_by("pk"))
                 coupons = coupons_of(extra, members)
+                site = Site.objects.get_current()
                 for member in members:
                     language = member.language or settings.LANGUAGE_CODE
                     context = dict(extra.get(str(member.pk), {}))
@@ -238,16 +252,18 @@ def send_event(event, member_ids, extra=None):
                     commtype = found.get(language_code(code, language), default)
                     try:
                         with translation.override(language):
-                            messages = commtype.get_messages(
-                                {
-                                    "user": member.user,
-                                    "member": member,
-                                    "programme_name": str(
-                                        loyalty_settings.PROGRAMME_NAME
-                                    ),
-                                    **context,
-                                }
-                            )
+                            context = {
+                                "user": member.user,
+                                "member": member,
+                                "site": site,
+                                "programme_name": str(loyalty_settings.PROGRAMME_NAME),
+                                **context,
+                            }
+                            messages = commtype.get_messages(context)
+                            if not messages.get("sms") and commtype is not default:
+                                # A language's row has no SMS text of its own: the
+                                # event's file, in this language.
+                                messages["sms"] = sms_text(code, context)
                             if channel.send(member, messages, event):
                                 sent[name] += 1
                     except Exception:

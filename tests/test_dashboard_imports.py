@@ -76,7 +76,7 @@ def test_a_checked_file_is_imported_once_and_both_steps_are_audited(
         )
     )
     assert sorted(messages) == [
-        "Imported members.csv",
+        "Started importing members.csv",
         "Uploaded members.csv to check",
     ]
     page = importer.get(detail(record)).content.decode()
@@ -156,3 +156,38 @@ def test_names_and_messages_from_the_file_are_escaped(
     page = importer.get(detail(record)).content.decode()
     assert "<img src=y" not in page and "x&lt;img src=y onerror=alert(1)&gt;" in page
     assert "<script>alert(1)" not in page
+
+
+def test_a_file_that_fails_unexpectedly_is_marked_and_can_be_checked_again(
+    importer, django_capture_on_commit_callbacks, monkeypatch
+):
+    from oscar_loyalty import imports
+
+    upload(importer, GOOD, capture=django_capture_on_commit_callbacks)
+    record = MemberImport.objects.get()
+    real = imports.Importer.run
+
+    def broken(self):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(imports.Importer, "run", broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        importer.post(run_url(record))
+
+    record.refresh_from_db()
+    assert record.status == MemberImport.Status.FAILED
+    assert "nothing was imported" in record.import_report["file_error"]
+    assert not Member.objects.exists()
+    page = importer.get(detail(record)).content.decode()
+    assert 'id="loyalty-import-check-again"' in page
+
+    monkeypatch.setattr(imports.Importer, "run", real)
+    with django_capture_on_commit_callbacks(execute=True):
+        importer.post(run_url(record), {"action": "check"})
+    record.refresh_from_db()
+    assert record.status == MemberImport.Status.CHECKED
+    with django_capture_on_commit_callbacks(execute=True):
+        importer.post(run_url(record))
+    record.refresh_from_db()
+    assert record.status == MemberImport.Status.IMPORTED
+    assert Member.objects.count() == 2

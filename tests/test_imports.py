@@ -185,16 +185,28 @@ def test_existing_customers_join_and_members_get_one_opening_balance():
 def test_an_import_gives_consent_and_never_withdraws_it():
     member = get_or_create_member(UserFactory(email="kept@example.com"))
     consent.record(member, {"sms": True}, source=consent.Source.ACCOUNT)
+    consent.record(member, {"profiling": True}, source=consent.Source.ACCOUNT)
+    consent.record(member, {"profiling": False}, source=consent.Source.ACCOUNT)
 
-    run("email,sms_consent,email_consent\nkept@example.com,no,yes\n")
+    run(
+        "email,sms_consent,email_consent,profiling_consent\n"
+        "kept@example.com,no,yes,yes\n"
+    )
 
     member.refresh_from_db()
     assert member.consent_sms and member.consent_email
+    # Withdrawn on the account page: an old system's "yes" does not bring it back.
+    assert not member.consent_profiling
     assert list(
         ConsentChange.objects.filter(member=member)
         .order_by("id")
         .values_list("purpose", "granted", "source")
-    ) == [("sms", True, "account"), ("email", True, "import")]
+    ) == [
+        ("sms", True, "account"),
+        ("profiling", True, "account"),
+        ("profiling", False, "account"),
+        ("email", True, "import"),
+    ]
 
 
 @pytest.mark.parametrize(
@@ -310,3 +322,14 @@ def test_the_demo_sample_file_checks_clean():
 
     assert report.ok, report.errors
     assert (report.rows, report.created, report.points) == (4, 4, 3870)
+
+
+def test_dates_far_outside_a_lifetime_are_refused():
+    report = run(
+        "email,joined,points,points_expire\na@example.com,0001-01-01,5,9999-12-31\n"
+    )
+
+    assert {(e["line"], e["column"]) for e in report.errors} == {
+        (2, "joined"),
+        (2, "points_expire"),
+    }

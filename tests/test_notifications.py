@@ -190,3 +190,16 @@ def test_a_channel_that_is_not_one_is_reported_by_the_checks(settings):
     errors = [e for e in run_checks() if e.id == "oscar_loyalty.E018"]
 
     assert len(errors) == 2
+
+
+def test_a_chinese_member_gets_the_text_message_in_chinese(settings, caplog):
+    settings.OSCAR_LOYALTY_NOTIFICATION_CHANNELS = (
+        "oscar_loyalty.notifications.LoggingChannel",
+    )
+    member = member_with("sms", language="zh-hans", phone="+8613800138001")
+
+    with caplog.at_level(logging.INFO, logger="oscar_loyalty.notifications"):
+        notifications.send_event("welcome", [member.pk])
+
+    sms = [r.getMessage() for r in caplog.records if "SMS to" in r.getMessage()]
+    assert len(sms) == 1 and "欢迎加入" in sms[0]

@@ -91,7 +91,9 @@ class MemberSearchForm(forms.Form):
         if len(digits) >= 4:
             # "+86 138 0013" is one phone number, not three words.
             return queryset.filter(
-                Q(phone__contains=digits) | Q(number__contains=digits)
+                Q(phone__contains=digits)
+                | Q(number__contains=digits)
+                | Q(user__email__icontains=query.strip())
             )
         for word in query.split():
             queryset = queryset.filter(

@@ -99,7 +99,9 @@ class MemberImportListView(ListView):
         with transaction.atomic():
             record = MemberImport.objects.create(
                 user=request.user,
-                user_name=request.user.get_full_name() or request.user.get_username(),
+                user_name=(request.user.get_full_name() or request.user.get_username())[
+                    :254
+                ],
                 file_name=upload.name[:255],
                 file_format=form.file_format,
                 content=content,
@@ -132,6 +134,7 @@ class MemberImportDetailView(DetailView):
             result=upload.import_report or {},
             working=upload.status
             in (MemberImport.Status.CHECKING, MemberImport.Status.IMPORTING),
+            can_check_again=can_check_again(upload),
             can_import=upload.status == MemberImport.Status.CHECKED
             and check.get("rows")
             and not check.get("error_count")
@@ -142,11 +145,14 @@ class MemberImportDetailView(DetailView):
 
 class MemberImportRunView(View):
     """POST: import a checked file without errors (once: a second press, or a file
-    already imported, changes nothing)."""
+    already imported, changes nothing); with ``action=check``, check a file again
+    that failed or could not be checked."""
 
     http_method_names = ["post"]
 
     def post(self, request, pk):
+        if request.POST.get("action") == "check":
+            return self.check_again(request, pk)
         with transaction.atomic():
             record = get_object_or_404(
                 MemberImport.objects.select_for_update().defer("content"), pk=pk
@@ -161,7 +167,7 @@ class MemberImportRunView(View):
             if ready:
                 record.status = MemberImport.Status.IMPORTING
                 record.save(update_fields=["status"])
-                audit(request, record, CHANGE, f"Imported {record.file_name}")
+                audit(request, record, CHANGE, f"Started importing {record.file_name}")
                 transaction.on_commit(partial(queue, record.pk), robust=True)
         if ready:
             messages.info(request, _("Importing the file."))
@@ -176,3 +182,34 @@ class MemberImportRunView(View):
         return redirect(
             reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": pk})
         )
+
+    def check_again(self, request, pk):
+        with transaction.atomic():
+            record = get_object_or_404(
+                MemberImport.objects.select_for_update().defer("content"), pk=pk
+            )
+            again = can_check_again(record)
+            if again:
+                record.status = MemberImport.Status.CHECKING
+                record.save(update_fields=["status"])
+                audit(request, record, CHANGE, f"Checking {record.file_name} again")
+                transaction.on_commit(partial(queue, record.pk), robust=True)
+        if again:
+            messages.info(request, _("The file is being checked again."))
+        else:
+            messages.error(request, _("This file cannot be checked again."))
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": pk})
+        )
+
+
+def can_check_again(record):
+    """A file that failed to import, or whose check could not read it through,
+    while its content is still kept."""
+    stuck = record.status == MemberImport.Status.FAILED or (
+        record.status == MemberImport.Status.CHECKED
+        and (record.check_report or {}).get("file_error")
+    )
+    return bool(stuck) and (
+        MemberImport.objects.filter(pk=record.pk, content__isnull=False).exists()
+    )

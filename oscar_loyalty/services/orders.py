@@ -81,7 +81,9 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
             spend=activity,
         )
     if order.status in loyalty_settings.CONFIRM_STATUSES:
-        confirm_order(order_number=order.number)
+        # An order complete before it was awarded (a backfill, a late award): no
+        # message about points of an old order.
+        confirm_order(order_number=order.number, tell=False)
     return earned
 
 
@@ -148,11 +150,12 @@ def earn_lines(
     return ledger.write_earnings(member, earnings, order_number=order_number, now=now)
 
 
-def confirm_order(*, order_number, now=None):
-    """Confirm the order's points and its activity towards tiers (maybe upgrading)."""
+def confirm_order(*, order_number, now=None, tell=True):
+    """Confirm the order's points and its activity towards tiers (maybe upgrading);
+    with ``tell``, the member is told the points after the commit."""
     postings = ledger.confirm_order(order_number=order_number, now=now)
     tiers.confirm_order(order_number=order_number, now=now)
-    if postings:
+    if postings and tell:
         points = Entry.objects.filter(posting__in=postings).aggregate(
             total=Sum("available_change")
         )["total"]

@@ -275,6 +275,8 @@ def notify_tier_changes(changes, tiers):
     for change in changes:
         old = tiers.get(change.from_tier_id)
         new = change.to_tier
+        if new is None:
+            continue  # taken out of the tiers by staff: nothing to announce
         event = "tier_up" if rank_of(new) > rank_of(old) else "tier_down"
         moves[event][change.member_id] = {
             "old_tier": old.name if old else "",
