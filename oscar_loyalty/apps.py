@@ -21,6 +21,7 @@ class OscarLoyaltyConfig(OscarConfig):
         self.account_view = views.AccountView
         self.reminder_consent_view = views.ReminderConsentView
         self.consent_view = views.ConsentView
+        self.phone_view = views.PhoneView
         self.birthday_view = views.BirthdayView
         self.coupons_view = views.CouponsView
         self.checkin_view = views.CheckInView
@@ -52,6 +53,11 @@ class OscarLoyaltyConfig(OscarConfig):
                 "account/consent/",
                 login_required(self.consent_view.as_view()),
                 name="consent",
+            ),
+            path(
+                "account/phone/",
+                login_required(self.phone_view.as_view()),
+                name="phone",
             ),
             path(
                 "account/birthday/",

@@ -11,7 +11,7 @@ from datetime import date, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Count, Prefetch, Q, Sum
 from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
@@ -438,6 +438,46 @@ class BirthdayForm(forms.Form):
                     % {"month": MONTHS[month], "day": day}
                 ) from None
         return cleaned
+
+
+class PhoneView(View):
+    """Set or clear the phone text messages go to (POST, own account only).
+
+    Written with its country code as ``+`` and digits; a number another member
+    has, or one without a country code, is refused and nothing is saved.
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        from .imports import normalise_phone
+
+        member = get_or_create_member(request.user)
+        raw = (request.POST.get("phone") or "").strip()
+        done = HttpResponseRedirect(reverse("loyalty:account") + "#loyalty-consent")
+        if not raw or "clear" in request.POST:
+            Member.objects.filter(pk=member.pk).update(phone="")
+            messages.success(request, _("Your phone number has been removed."))
+            return done
+        try:
+            phone = normalise_phone(raw)
+        except ValueError:
+            messages.error(
+                request,
+                _(
+                    "Write the phone number with its country code, "
+                    "e.g. +86 138 0013 8000."
+                ),
+            )
+            return done
+        try:
+            with transaction.atomic():
+                Member.objects.filter(pk=member.pk).update(phone=phone)
+        except IntegrityError:
+            messages.error(request, _("Another member has this phone number."))
+            return done
+        messages.success(request, _("Your phone number is saved: %s.") % phone)
+        return done
 
 
 class BirthdayView(View):

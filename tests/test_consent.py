@@ -253,3 +253,25 @@ def test_staff_see_consents_and_find_members_by_phone_or_what_they_agreed_to(cli
     ).content.decode()
     assert 'id="loyalty-member-consents"' in page
     assert "+8613800138001" in page and "Sign-up form" in page
+
+
+def test_a_member_sets_the_phone_text_messages_go_to(client):
+    user = UserFactory()
+    other = get_or_create_member(UserFactory())
+    Member.objects.filter(pk=other.pk).update(phone="+8613800138009")
+    client.force_login(user)
+    url = reverse("loyalty:phone")
+
+    saved = client.post(url, {"phone": "+86 138-0013-8001"}, follow=True)
+    assert Member.objects.get(user=user).phone == "+8613800138001"
+    assert "+8613800138001" in saved.content.decode()
+
+    taken = client.post(url, {"phone": "+86 138 0013 8009"}, follow=True)
+    local = client.post(url, {"phone": "13800138000"}, follow=True)
+    assert "Another member has this phone number." in taken.content.decode()
+    assert "country code" in local.content.decode()
+    assert Member.objects.get(user=user).phone == "+8613800138001"
+
+    client.post(url, {"phone": ""})
+    assert Member.objects.get(user=user).phone == ""
+    assert client.get(url).status_code == 405

@@ -135,10 +135,7 @@ class MemberImportDetailView(DetailView):
             working=upload.status
             in (MemberImport.Status.CHECKING, MemberImport.Status.IMPORTING),
             can_check_again=can_check_again(upload),
-            can_import=upload.status == MemberImport.Status.CHECKED
-            and check.get("rows")
-            and not check.get("error_count")
-            and not check.get("file_error"),
+            can_import=can_import(upload),
         )
         return context
 
@@ -152,24 +149,11 @@ class MemberImportRunView(View):
 
     def post(self, request, pk):
         if request.POST.get("action") == "check":
-            return self.check_again(request, pk)
-        with transaction.atomic():
-            record = get_object_or_404(
-                MemberImport.objects.select_for_update().defer("content"), pk=pk
-            )
-            check = record.check_report or {}
-            ready = (
-                record.status == MemberImport.Status.CHECKED
-                and check.get("rows")
-                and not check.get("error_count")
-                and not check.get("file_error")
-            )
-            if ready:
-                record.status = MemberImport.Status.IMPORTING
-                record.save(update_fields=["status"])
-                audit(request, record, CHANGE, f"Started importing {record.file_name}")
-                transaction.on_commit(partial(queue, record.pk), robust=True)
-        if ready:
+            if advance(request, pk, can_check_again, MemberImport.Status.CHECKING):
+                messages.info(request, _("The file is being checked again."))
+            else:
+                messages.error(request, _("This file cannot be checked again."))
+        elif advance(request, pk, can_import, MemberImport.Status.IMPORTING):
             messages.info(request, _("Importing the file."))
         else:
             messages.error(
@@ -183,24 +167,39 @@ class MemberImportRunView(View):
             reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": pk})
         )
 
-    def check_again(self, request, pk):
-        with transaction.atomic():
-            record = get_object_or_404(
-                MemberImport.objects.select_for_update().defer("content"), pk=pk
-            )
-            again = can_check_again(record)
-            if again:
-                record.status = MemberImport.Status.CHECKING
-                record.save(update_fields=["status"])
-                audit(request, record, CHANGE, f"Checking {record.file_name} again")
-                transaction.on_commit(partial(queue, record.pk), robust=True)
-        if again:
-            messages.info(request, _("The file is being checked again."))
-        else:
-            messages.error(request, _("This file cannot be checked again."))
-        return redirect(
-            reverse("loyalty_dashboard:loyalty-import-detail", kwargs={"pk": pk})
+
+#: What the audit log says when an upload moves to a status.
+AUDITED = {
+    MemberImport.Status.CHECKING: "Checking {} again",
+    MemberImport.Status.IMPORTING: "Started importing {}",
+}
+
+
+def advance(request, pk, allowed, status):
+    """Move the upload ``pk`` to ``status`` if ``allowed(upload)``, under its row
+    lock, audited, and queue its processing for after the commit; True if moved."""
+    with transaction.atomic():
+        record = get_object_or_404(
+            MemberImport.objects.select_for_update().defer("content"), pk=pk
         )
+        if not allowed(record):
+            return False
+        record.status = status
+        record.save(update_fields=["status"])
+        audit(request, record, CHANGE, AUDITED[status].format(record.file_name))
+        transaction.on_commit(partial(queue, record.pk), robust=True)
+    return True
+
+
+def can_import(record):
+    """A checked file whose check found rows and no error."""
+    check = record.check_report or {}
+    return bool(
+        record.status == MemberImport.Status.CHECKED
+        and check.get("rows")
+        and not check.get("error_count")
+        and not check.get("file_error")
+    )
 
 
 def can_check_again(record):
