@@ -122,6 +122,10 @@ class Member(models.Model):
             ("adjust_points", _("Can add or take away a member's points")),
             ("set_tier", _("Can set a member's tier by hand")),
             ("issue_coupon", _("Can issue a coupon to a member")),
+            (
+                "record_consent",
+                _("Can record a member's consent change made by phone or in person"),
+            ),
         ]
         constraints = [
             models.CheckConstraint(

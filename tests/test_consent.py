@@ -275,3 +275,44 @@ def test_a_member_sets_the_phone_text_messages_go_to(client):
     client.post(url, {"phone": ""})
     assert Member.objects.get(user=user).phone == ""
     assert client.get(url).status_code == 405
+
+
+def test_staff_record_a_consent_change_the_member_asked_for_by_phone(client):
+    from django.contrib.admin.models import LogEntry
+
+    from tests.factories import StaffFactory
+    from tests.test_dashboard_members import grant
+
+    member = get_or_create_member(UserFactory(email="mei@example.com"))
+    consent.record(member, {"email": True, "sms": True}, source=Source.SIGNUP)
+    staff = grant(StaffFactory(username="ada"), "view_member", "record_consent")
+    viewer = grant(StaffFactory(), "view_member")
+    url = reverse("loyalty_dashboard:loyalty-member-consent", args=[member.pk])
+    detail = reverse("loyalty_dashboard:loyalty-member-detail", args=[member.pk])
+
+    client.force_login(viewer)
+    assert 'id="loyalty-consent-form"' not in client.get(detail).content.decode()
+    assert client.post(url, {"email": "on", "reason": "x"}).status_code == 403
+    client.force_login(staff)
+    assert 'id="loyalty-consent-form"' in client.get(detail).content.decode()
+
+    missing_reason = client.post(url, {"email": "on"})
+    assert missing_reason.status_code == 400
+    assert "Say how the member asked for this." in missing_reason.content.decode()
+    response = client.post(
+        url, {"email": "on", "reason": "phone call, stop text messages"}, follow=True
+    )
+
+    member.refresh_from_db()
+    assert member.consent_email and not member.consent_sms
+    change = ConsentChange.objects.filter(member=member).order_by("-id").first()
+    assert (change.purpose, change.granted, change.source, change.actor_name) == (
+        "sms",
+        False,
+        "staff",
+        "ada",
+    )
+    assert "The member&#x27;s choices are recorded." in response.content.decode()
+    assert LogEntry.objects.filter(
+        change_message__contains="sms withdrawn (phone call, stop text messages)"
+    ).exists()

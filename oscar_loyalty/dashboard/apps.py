@@ -27,6 +27,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         "loyalty-member-set-tier": MEMBER_VIEWERS + ["oscar_loyalty.set_tier"],
         "loyalty-member-issue-coupon": MEMBER_VIEWERS + ["oscar_loyalty.issue_coupon"],
         "loyalty-member-note": MEMBER_VIEWERS + ["oscar_loyalty.add_membernote"],
+        "loyalty-member-consent": MEMBER_VIEWERS + ["oscar_loyalty.record_consent"],
         "loyalty-liability": MEMBER_VIEWERS,
         # A tuple of lists is "any of": those who may change rules may see them.
         "loyalty-earnrule-list": (
@@ -123,6 +124,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.referral_list_view = views.ReferralListView
         self.audit_log_view = views.AuditLogView
         self.ledger_view = views.LedgerView
+        self.member_consent_view = views.MemberConsentView
         self.import_list_view = imports.MemberImportListView
         self.import_detail_view = imports.MemberImportDetailView
         self.import_run_view = imports.MemberImportRunView
@@ -268,6 +270,11 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 name="loyalty-member-note",
             ),
             path("ledger/", self.ledger_view.as_view(), name="loyalty-ledger"),
+            path(
+                "members/<int:pk>/consent/",
+                self.member_consent_view.as_view(),
+                name="loyalty-member-consent",
+            ),
             path(
                 "members/import/",
                 self.import_list_view.as_view(),

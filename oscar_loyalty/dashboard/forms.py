@@ -159,6 +159,22 @@ class AdjustmentForm(OnceForm):
         return f"adjust:{self.cleaned_data['key']}"
 
 
+class MemberConsentForm(forms.Form):
+    """What the member asked for (by phone, in the shop), purpose by purpose, and
+    how they asked: staff record it, they do not decide it."""
+
+    email = forms.BooleanField(label=Purpose.EMAIL.label, required=False)
+    sms = forms.BooleanField(label=Purpose.SMS.label, required=False)
+    profiling = forms.BooleanField(label=Purpose.PROFILING.label, required=False)
+    reminders = forms.BooleanField(label=Purpose.REMINDERS.label, required=False)
+    reason = forms.CharField(
+        label=_("How the member asked"),
+        max_length=200,
+        help_text=_("e.g. phone call of 2 December, asked to stop e-mails"),
+        error_messages={"required": _("Say how the member asked for this.")},
+    )
+
+
 class MemberNoteForm(OnceForm):
     """A note about a member for colleagues; ``key`` makes a double submission
     one note."""

@@ -102,6 +102,7 @@ from .forms import (
     EarnRuleForm,
     IssueCouponForm,
     LedgerSearchForm,
+    MemberConsentForm,
     MemberNoteForm,
     MemberSearchForm,
     ReferralSearchForm,
@@ -425,6 +426,13 @@ class MemberDetailView(DetailView):
                 for purpose in consent.Purpose
             ],
             "consent_history": consent.history(member, limit=self.consents_shown),
+            "consent_form": getattr(self, "consent_form", None)
+            or MemberConsentForm(
+                initial={
+                    purpose.value: consent.has_consent(member, purpose)
+                    for purpose in consent.Purpose
+                }
+            ),
         }
 
     def can_add_note(self):
@@ -493,6 +501,9 @@ class MemberDetailView(DetailView):
             **self.get_order_context(),
             **self.get_note_context(),
             **self.get_consent_context(),
+            can_record_consent=self.request.user.has_perm(
+                "oscar_loyalty.record_consent"
+            ),
         )
         if context["can_add_note"]:
             context.setdefault("note_form", MemberNoteForm())
@@ -617,6 +628,46 @@ class MemberNoteView(MemberDetailView):
         if created:
             audit(request, member, CHANGE, f"Added a note: {note.text[:200]}")
             messages.success(request, _("Note added."))
+        return redirect(
+            reverse("loyalty_dashboard:loyalty-member-detail", kwargs={"pk": member.pk})
+        )
+
+
+class MemberConsentView(MemberDetailView):
+    """POST: staff record consent the member gave or withdrew by phone or in
+    person (source "Staff, on the member's request", with who and how; audited).
+    A bad form changes nothing and is shown again with its errors."""
+
+    http_method_names = ["post"]
+
+    def post(self, request, *args, **kwargs):
+        self.object = member = self.get_object()
+        form = self.consent_form = MemberConsentForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(), status=400)
+        changes = consent.record(
+            member,
+            {purpose: form.cleaned_data[purpose.value] for purpose in consent.Purpose},
+            source=consent.Source.STAFF,
+            actor=request.user,
+        )
+        if changes:
+            summary = ", ".join(
+                f"{change.purpose} {'given' if change.granted else 'withdrawn'}"
+                for change in changes
+            )
+            audit(
+                request,
+                member,
+                CHANGE,
+                f"Consent on the member's request: {summary} "
+                f"({form.cleaned_data['reason']})",
+            )
+            messages.success(request, _("The member's choices are recorded."))
+        else:
+            messages.info(
+                request, _("Nothing changed: the member's choices were already so.")
+            )
         return redirect(
             reverse("loyalty_dashboard:loyalty-member-detail", kwargs={"pk": member.pk})
         )
