@@ -43,6 +43,9 @@ DEFAULTS = {
     # to its purpose. "oscar_loyalty.notifications.LoggingChannel" shows how an
     # SMS or push backend plugs in.
     "NOTIFICATION_CHANNELS": ("oscar_loyalty.notifications.EmailChannel",),
+    # A members file uploaded but not imported keeps its content this many days
+    # (to be checked again or imported), then it is deleted; the report stays.
+    "IMPORT_KEEP_DAYS": 7,
     # Redeeming at checkout: the money one point is worth, in the shop's currency ...
     "REDEEM_POINT_VALUE": "0.01",
     # ... the spendable points a member needs before they can redeem at all ...

@@ -788,6 +788,28 @@ def import_members(binary, file_format, *, dry_run, actor=None, now=None, label=
 # The dashboard's uploads ---------------------------------------------------------
 
 
+def forget_old_files(now=None):
+    """Delete the content of uploads not imported within ``IMPORT_KEEP_DAYS``
+    (customers' e-mails and phones are not kept longer than needed); one still
+    being checked or imported that long is marked as not imported. Returns how
+    many files were deleted."""
+    from datetime import timedelta
+
+    from .conf import loyalty_settings
+    from .models import MemberImport
+
+    now = now or timezone.now()
+    old = MemberImport.objects.filter(
+        created_at__lt=now - timedelta(days=loyalty_settings.IMPORT_KEEP_DAYS),
+        content__isnull=False,
+    ).exclude(status=MemberImport.Status.IMPORTED)
+    stuck = old.filter(
+        status__in=[MemberImport.Status.CHECKING, MemberImport.Status.IMPORTING]
+    )
+    stuck.update(status=MemberImport.Status.FAILED)
+    return old.update(content=None)
+
+
 def process(import_id):
     """Check or import the uploaded file ``import_id``, by its status.
 

@@ -90,6 +90,12 @@ JOBS = {
         crontab(minute=50),
         "hourly: counters of ended voucher-attempt windows are deleted",
     ),
+    "loyalty-forget-import-files": (
+        "oscar_loyalty.forget_import_files",
+        crontab(hour=4, minute=15),
+        "daily: customers' data in members files not imported is deleted after "
+        "OSCAR_LOYALTY_IMPORT_KEEP_DAYS",
+    ),
 }
 
 

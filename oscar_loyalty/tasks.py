@@ -330,3 +330,11 @@ def send_notifications(event, member_ids, extra=None):
     from .notifications import send_event
 
     return send_event(event, member_ids, extra)
+
+
+@shared_task(name="oscar_loyalty.forget_import_files", **RUN_AGAIN_IF_LOST)
+def forget_import_files():
+    """Daily: delete members files not imported within IMPORT_KEEP_DAYS."""
+    from .imports import forget_old_files
+
+    return forget_old_files()

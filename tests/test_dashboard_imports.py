@@ -191,3 +191,43 @@ def test_a_file_that_fails_unexpectedly_is_marked_and_can_be_checked_again(
     record.refresh_from_db()
     assert record.status == MemberImport.Status.IMPORTED
     assert Member.objects.count() == 2
+
+
+def test_files_not_imported_are_deleted_after_the_keeping_days(
+    importer, django_capture_on_commit_callbacks, settings
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from oscar_loyalty.tasks import forget_import_files
+
+    settings.OSCAR_LOYALTY_IMPORT_KEEP_DAYS = 7
+    upload(importer, GOOD, capture=django_capture_on_commit_callbacks)
+    upload(
+        importer, GOOD, name="recent.csv", capture=django_capture_on_commit_callbacks
+    )
+    old, recent = MemberImport.objects.order_by("pk")
+    MemberImport.objects.filter(pk=old.pk).update(
+        created_at=timezone.now() - timedelta(days=8)
+    )
+    stuck = MemberImport.objects.create(
+        user_name="ada",
+        file_name="stuck.csv",
+        file_format="csv",
+        content=b"email\nx@example.com\n",
+        status=MemberImport.Status.IMPORTING,
+        created_at=timezone.now() - timedelta(days=9),
+        sha256="0" * 64,
+    )
+
+    assert forget_import_files() == 2
+    assert forget_import_files() == 0
+
+    states = {
+        row.pk: (row.content is None, row.status) for row in MemberImport.objects.all()
+    }
+    assert states[old.pk] == (True, MemberImport.Status.CHECKED)
+    assert states[recent.pk] == (False, MemberImport.Status.CHECKED)
+    assert states[stuck.pk] == (True, MemberImport.Status.FAILED)
+    assert MemberImport.objects.get(pk=old.pk).check_report["created"] == 2
