@@ -14,6 +14,8 @@ their transaction commits.
 """
 
 import logging
+import threading
+from contextlib import contextmanager
 
 from django.conf import settings
 from django.contrib.sites.models import Site
@@ -278,14 +280,32 @@ def send_event(event, member_ids, extra=None):
     return sent
 
 
+_quiet = threading.local()
+
+
+@contextmanager
+def paused():
+    """No programme messages are queued inside this block (in this thread): for
+    loading data and replaying past events, such as the demo's order history."""
+    before = getattr(_quiet, "on", False)
+    _quiet.on = True
+    try:
+        yield
+    finally:
+        _quiet.on = before
+
+
 def notify(event, member_ids, extra=None):
     """Send ``event`` after the current transaction commits, in a task: never in
     the way of the work that caused it (an order, a review) and never for work
-    that was rolled back. Without a broker it is sent in this process."""
+    that was rolled back. Without a broker it is sent in this process; inside
+    :func:`paused`, not at all."""
     from functools import partial
 
     from django.db import transaction
 
+    if getattr(_quiet, "on", False):
+        return
     member_ids = sorted({int(pk) for pk in member_ids})
     if not member_ids:
         return

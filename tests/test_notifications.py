@@ -203,3 +203,14 @@ def test_a_chinese_member_gets_the_text_message_in_chinese(settings, caplog):
 
     sms = [r.getMessage() for r in caplog.records if "SMS to" in r.getMessage()]
     assert len(sms) == 1 and "欢迎加入" in sms[0]
+
+
+def test_nothing_is_queued_while_paused(django_capture_on_commit_callbacks):
+    member = member_with("email")
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with notifications.paused():
+            notifications.notify("welcome", [member.pk])
+        notifications.notify("welcome", [member.pk])
+
+    assert len(callbacks) == 1 and len(mail.outbox) == 1

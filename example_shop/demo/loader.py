@@ -9,6 +9,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.db import transaction
 
+from oscar_loyalty import notifications
+
 from .catalogue import load_catalogue
 from .loyalty import load_loyalty, load_loyalty_history
 from .orders import load_orders
@@ -19,8 +21,15 @@ from .report import Report
 
 
 def load_demo_data(stdout=None, verbosity=1):
-    """Load (or complete) the whole demo; return the :class:`Report` of the run."""
-    report = Report(stdout, verbosity)
+    """Load (or complete) the whole demo; return the :class:`Report` of the run.
+
+    The demo's history (orders months old, the tiers they reached) sends the
+    shoppers no messages."""
+    with notifications.paused():
+        return _load(Report(stdout, verbosity))
+
+
+def _load(report):
     with transaction.atomic():
         load_catalogue(report)
     with transaction.atomic():
