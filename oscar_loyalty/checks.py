@@ -194,6 +194,7 @@ def _policy_errors():
         positive_whole_number(chunk)
     positive_whole_number("HOLD_TIMEOUT_MINUTES")
     positive_whole_number("IMPORT_KEEP_DAYS")
+    positive_whole_number("IMPORT_MAX_MB")
     positive_whole_number("VOUCHER_ATTEMPTS_PER_USER")
     positive_whole_number("VOUCHER_ATTEMPTS_PER_IP")
     positive_whole_number("VOUCHER_ATTEMPT_WINDOW_MINUTES")

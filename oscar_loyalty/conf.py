@@ -46,6 +46,9 @@ DEFAULTS = {
     # A members file uploaded but not imported keeps its content this many days
     # (to be checked again or imported), then it is deleted; the report stays.
     "IMPORT_KEEP_DAYS": 7,
+    # The largest members file the dashboard takes, in MB; larger files go through
+    # "manage.py import_members" (streamed from disk).
+    "IMPORT_MAX_MB": 20,
     # Redeeming at checkout: the money one point is worth, in the shop's currency ...
     "REDEEM_POINT_VALUE": "0.01",
     # ... the spendable points a member needs before they can redeem at all ...

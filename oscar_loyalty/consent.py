@@ -106,5 +106,20 @@ def last_changes(member):
     }
 
 
+def answers(member):
+    """Each purpose with its label, the member's answer and its last change (one
+    query): what the Loyalty tab and the member's dashboard page show."""
+    last = last_changes(member)
+    return [
+        {
+            "code": purpose.value,
+            "label": purpose.label,
+            "granted": has_consent(member, purpose),
+            "changed": last.get(purpose.value),
+        }
+        for purpose in Purpose
+    ]
+
+
 def history(member, limit=50):
     return list(member.consent_changes.order_by("-created_at", "-id")[:limit])

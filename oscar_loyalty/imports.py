@@ -31,7 +31,7 @@ import io
 import logging
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time
 
 from django.conf import settings
@@ -48,7 +48,7 @@ from django.utils.translation import gettext as _
 from . import consent, rules
 from .bulk import insert_rows
 from .models import ConsentChange, Entry, Lot, Member, Posting
-from .services.members import NUMBER_DIGITS, join_entry_tier
+from .services.members import NUMBER_DIGITS, join_entry_tier, normalise_phone
 
 logger = logging.getLogger(__name__)
 
@@ -87,26 +87,9 @@ CONSENT_COLUMNS = {
 YES = {"yes", "y", "true", "1", "是", "x"}
 NO = {"", "no", "n", "false", "0", "否"}
 
-PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
-
 
 class ImportFileError(Exception):
     """The file cannot be read as a members file at all (format, header)."""
-
-
-def normalise_phone(value):
-    """``value`` as ``+`` and 8 to 15 digits, or ``ValueError``.
-
-    Spaces, dots, dashes and brackets are dropped; ``00`` before the country code
-    becomes ``+``. A number without its country code is refused: the same digits
-    are different phones in different countries.
-    """
-    text = PHONE_SEPARATORS.sub("", str(value or "").strip())
-    if text.startswith("00"):
-        text = "+" + text[2:]
-    if not re.fullmatch(r"\+[1-9]\d{7,14}", text):
-        raise ValueError(text)
-    return text
 
 
 def header_key(name):
@@ -257,24 +240,7 @@ class Report:
         return not self.file_error and not self.error_count
 
     def as_dict(self):
-        return {
-            name: getattr(self, name)
-            for name in (
-                "dry_run",
-                "rows",
-                "created",
-                "joined",
-                "updated",
-                "unchanged",
-                "points",
-                "balances",
-                "error_count",
-                "errors",
-                "preview",
-                "file_error",
-                "imported",
-            )
-        }
+        return asdict(self)
 
 
 def text_of(value, limit):

@@ -33,7 +33,7 @@ from .models import Campaign, CampaignStep, CouponDesign, Hold, Member, Tier
 from .notifications import notify
 from .services import coupons, orders, tiers
 from .services.holds import release_hold
-from .services.members import get_or_create_member
+from .services.members import get_or_create_member, remember_language
 from .templatetags.loyalty_consent import FIELD as SIGNUP_FIELD
 
 logger = logging.getLogger(__name__)
@@ -139,10 +139,7 @@ def record_signup_consents(member, request):
     }
     if answers:
         consent.record(member, answers, source=consent.Source.SIGNUP, actor=member.user)
-    language = getattr(request, "LANGUAGE_CODE", "") or ""
-    if language and not member.language:
-        Member.objects.filter(pk=member.pk).update(language=language)
-        member.language = language
+    remember_language(member, request, keep=True)
 
 
 @receiver(post_save, sender=BasketLine, dispatch_uid="oscar_loyalty.basket_line_saved")

@@ -60,7 +60,11 @@ from .redemption import (
 from .services import actions, referrals
 from .services.coupons import next_birthday
 from .services.holds import hold_points, release_basket_hold
-from .services.members import get_or_create_member
+from .services.members import (
+    get_or_create_member,
+    normalise_phone,
+    remember_language,
+)
 from .summaries import own_member, reward_offers
 
 logger = logging.getLogger(__name__)
@@ -268,18 +272,9 @@ class AccountView(ListView):
 
     def consent_panel(self, member):
         """Each purpose with the member's answer and its last change, and the
-        newest changes (three queries)."""
-        last = consent.last_changes(member)
+        newest changes (two queries)."""
         return {
-            "purposes": [
-                {
-                    "code": purpose.value,
-                    "label": purpose.label,
-                    "granted": consent.has_consent(member, purpose),
-                    "changed": last.get(purpose.value),
-                }
-                for purpose in consent.Purpose
-            ],
+            "purposes": consent.answers(member),
             "history": consent.history(member, limit=10),
         }
 
@@ -370,14 +365,6 @@ class ConsentView(View):
         return HttpResponseRedirect(reverse("loyalty:account") + "#loyalty-consent")
 
 
-def remember_language(member, request):
-    """Messages go out in the language the member last used the shop in."""
-    language = getattr(request, "LANGUAGE_CODE", "") or ""
-    if language and member.language != language:
-        Member.objects.filter(pk=member.pk).update(language=language)
-        member.language = language
-
-
 class ReminderConsentView(View):
     """Turn expiry reminder e-mails on or off (POST, own account only)."""
 
@@ -450,8 +437,6 @@ class PhoneView(View):
     http_method_names = ["post"]
 
     def post(self, request, *args, **kwargs):
-        from .imports import normalise_phone
-
         member = get_or_create_member(request.user)
         raw = (request.POST.get("phone") or "").strip()
         done = HttpResponseRedirect(reverse("loyalty:account") + "#loyalty-consent")

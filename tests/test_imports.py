@@ -11,10 +11,10 @@ from openpyxl import Workbook
 
 from oscar_loyalty import consent
 from oscar_loyalty.audit import find_drift
-from oscar_loyalty.imports import import_members, normalise_phone
+from oscar_loyalty.imports import import_members
 from oscar_loyalty.models import ConsentChange, Entry, Lot, Member, Posting
 from oscar_loyalty.services import ledger
-from oscar_loyalty.services.members import get_or_create_member
+from oscar_loyalty.services.members import get_or_create_member, normalise_phone
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db

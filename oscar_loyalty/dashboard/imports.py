@@ -23,14 +23,12 @@ from django.views import View
 from django.views.generic import DetailView, ListView
 
 from .. import tasks
+from ..conf import loyalty_settings
 from ..imports import COLUMNS, ImportFileError, sniff_format
 from ..models import MemberImport
 from .views import audit
 
 logger = logging.getLogger(__name__)
-
-#: Larger files go through ``manage.py import_members`` (streamed from disk).
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
 
 class MemberImportForm(forms.Form):
@@ -47,13 +45,14 @@ class MemberImportForm(forms.Form):
             self.file_format = sniff_format(upload.name)
         except ImportFileError as exc:
             raise forms.ValidationError(str(exc)) from None
-        if upload.size > MAX_UPLOAD_BYTES:
+        largest = loyalty_settings.IMPORT_MAX_MB
+        if upload.size > largest * 1024 * 1024:
             raise forms.ValidationError(
                 _(
                     "The file is larger than %(size)s MB: import it with "
                     "“manage.py import_members”."
                 )
-                % {"size": MAX_UPLOAD_BYTES // (1024 * 1024)}
+                % {"size": largest}
             )
         if upload.size == 0:
             raise forms.ValidationError(_("The file is empty."))

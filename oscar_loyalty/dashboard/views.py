@@ -415,23 +415,12 @@ class MemberDetailView(DetailView):
         """Each purpose with the member's answer and its last change, and the
         newest changes (two queries)."""
         member = self.object
-        last = consent.last_changes(member)
         return {
-            "consents": [
-                {
-                    "label": purpose.label,
-                    "granted": consent.has_consent(member, purpose),
-                    "changed": last.get(purpose.value),
-                }
-                for purpose in consent.Purpose
-            ],
+            "consents": consent.answers(member),
             "consent_history": consent.history(member, limit=self.consents_shown),
             "consent_form": getattr(self, "consent_form", None)
             or MemberConsentForm(
-                initial={
-                    purpose.value: consent.has_consent(member, purpose)
-                    for purpose in consent.Purpose
-                }
+                initial={p.value: v for p, v in consent.current(member).items()}
             ),
         }
 

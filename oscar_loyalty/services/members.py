@@ -1,5 +1,7 @@
 """Members: the programme account of a customer."""
 
+import re
+
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import get_random_string
@@ -93,3 +95,32 @@ def join_entry_tier(member_ids):
     joined = members.update(tier=entry, tier_since=timezone.now())
     tiers.sync_member_groups(joining)
     return joined
+
+
+#: Spaces, dots, dashes, slashes and brackets people write inside phone numbers.
+PHONE_SEPARATORS = re.compile(r"[\s().\-/]")
+
+
+def normalise_phone(value):
+    """``value`` as ``+`` and 8 to 15 digits, or ``ValueError``.
+
+    Separators are dropped; ``00`` before the country code becomes ``+``. A number
+    without its country code is refused: the same digits are different phones in
+    different countries.
+    """
+    text = PHONE_SEPARATORS.sub("", str(value or "").strip())
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    if not re.fullmatch(r"\+[1-9]\d{7,14}", text):
+        raise ValueError(text)
+    return text
+
+
+def remember_language(member, request, *, keep=False):
+    """Messages go out in the language the member uses the shop in (the request's);
+    with ``keep``, only when the member has none yet."""
+    language = getattr(request, "LANGUAGE_CODE", "") or ""
+    if not language or member.language == language or (keep and member.language):
+        return
+    Member.objects.filter(pk=member.pk).update(language=language)
+    member.language = language
