@@ -662,16 +662,9 @@ class Importer:
         if not wanted:
             return
         fresh_ids = set(fresh.values())
+        # Members from before this import were locked by write(); skip those whose
+        # opening balance is already in the ledger.
         existing = {pk for pk in wanted if pk not in fresh_ids}
-        if existing:
-            # Members from before this import: lock them (primary-key order), then
-            # skip those whose opening balance is already in the ledger.
-            list(
-                Member.objects.select_for_update()
-                .filter(pk__in=sorted(existing))
-                .order_by("pk")
-                .values_list("pk", flat=True)
-            )
         done = set(
             Posting.objects.filter(
                 key__in=[f"opening:{pk}" for pk in wanted]
