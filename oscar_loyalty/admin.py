@@ -23,6 +23,7 @@ from .models import (
     MemberNote,
     OrderActivity,
     Posting,
+    ProgrammeSetting,
     Referral,
     Reward,
     RewardRedemption,
@@ -270,3 +271,9 @@ class MemberImportAdmin(ReadOnlyAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).defer("content")
+
+
+@admin.register(ProgrammeSetting)
+class ProgrammeSettingAdmin(ReadOnlyAdmin):
+    list_display = ["name", "value", "changed_at", "changed_by"]
+    list_select_related = ["changed_by"]

@@ -9,7 +9,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.functional import Promise
 
 from . import earning, rules
-from .conf import PREFIX, loyalty_settings
+from .conf import PREFIX, site_settings
 
 #: Tag of the checks of both apps, so the dashboard can run just these.
 TAG = "loyalty"
@@ -118,7 +118,7 @@ def _url_exists(name):
 @register(TAG)
 def check_settings(app_configs=None, **kwargs):
     errors = []
-    name = loyalty_settings.PROGRAMME_NAME
+    name = site_settings.PROGRAMME_NAME
     if not isinstance(name, str | Promise) or not str(name).strip():
         errors.append(
             Error(
@@ -126,16 +126,20 @@ def check_settings(app_configs=None, **kwargs):
                 id="oscar_loyalty.E010",
             )
         )
-    errors.extend(_policy_errors())
+    errors.extend(policy_errors())
+    errors.extend(check_channels())
     return errors
 
 
-def _policy_errors():
-    """The earning, expiry and hold policy: each value of the right kind."""
+def policy_errors(values=site_settings):
+    """The earning, expiry and hold policy: each value of the right kind.
+
+    ``values`` answers ``values.NAME``: the Django settings for the system check,
+    the owner's proposed values for the dashboard's settings form."""
     errors = []
 
     def choice(name, allowed):
-        value = getattr(loyalty_settings, name)
+        value = getattr(values, name)
         if value not in allowed:
             errors.append(
                 Error(
@@ -146,7 +150,7 @@ def _policy_errors():
             )
 
     def positive_whole_number(name):
-        value = getattr(loyalty_settings, name)
+        value = getattr(values, name)
         if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
             errors.append(
                 Error(
@@ -156,7 +160,7 @@ def _policy_errors():
             )
 
     def amount(name):
-        value = getattr(loyalty_settings, name)
+        value = getattr(values, name)
         try:
             valid = Decimal(str(value)) >= 0
         except InvalidOperation:
@@ -175,7 +179,7 @@ def _policy_errors():
     choice("TIER_BASIS", rules.TIER_BASES)
     choice("TIER_WINDOW", rules.TIER_WINDOWS)
     positive_whole_number("TIER_WINDOW_MONTHS")
-    grace = loyalty_settings.TIER_GRACE_DAYS
+    grace = values.TIER_GRACE_DAYS
     if isinstance(grace, bool) or not isinstance(grace, int) or grace < 0:
         errors.append(
             Error(
@@ -198,7 +202,7 @@ def _policy_errors():
     positive_whole_number("VOUCHER_ATTEMPTS_PER_USER")
     positive_whole_number("VOUCHER_ATTEMPTS_PER_IP")
     positive_whole_number("VOUCHER_ATTEMPT_WINDOW_MINUTES")
-    length = loyalty_settings.COUPON_CODE_LENGTH
+    length = values.COUPON_CODE_LENGTH
     if (
         isinstance(length, bool)
         or not isinstance(length, int)
@@ -211,7 +215,7 @@ def _policy_errors():
                 id="oscar_loyalty.E017",
             )
         )
-    ahead = loyalty_settings.BIRTHDAY_DAYS_AHEAD
+    ahead = values.BIRTHDAY_DAYS_AHEAD
     if isinstance(ahead, bool) or not isinstance(ahead, int) or not 0 <= ahead <= 60:
         errors.append(
             Error(
@@ -220,7 +224,7 @@ def _policy_errors():
                 id="oscar_loyalty.E012",
             )
         )
-    header = loyalty_settings.CLIENT_IP_HEADER
+    header = values.CLIENT_IP_HEADER
     if not isinstance(header, str) or not header:
         errors.append(
             Error(
@@ -234,7 +238,7 @@ def _policy_errors():
     amount("REDEEM_POINT_VALUE")
     amount("REDEEM_MAX_SHARE")
     positive_whole_number("REDEEM_STEP")
-    minimum = loyalty_settings.REDEEM_MINIMUM_BALANCE
+    minimum = values.REDEEM_MINIMUM_BALANCE
     if isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0:
         errors.append(
             Error(
@@ -243,7 +247,7 @@ def _policy_errors():
                 id="oscar_loyalty.E012",
             )
         )
-    share = loyalty_settings.REDEEM_MAX_SHARE
+    share = values.REDEEM_MAX_SHARE
     try:
         share_ok = Decimal(str(share)) <= 1
     except InvalidOperation:
@@ -257,9 +261,7 @@ def _policy_errors():
             )
         )
     try:
-        step_value = Decimal(str(loyalty_settings.REDEEM_POINT_VALUE)) * int(
-            loyalty_settings.REDEEM_STEP
-        )
+        step_value = Decimal(str(values.REDEEM_POINT_VALUE)) * int(values.REDEEM_STEP)
         whole_cents = step_value == step_value.quantize(Decimal("0.01"))
     except (InvalidOperation, TypeError, ValueError):
         whole_cents = True  # reported above
@@ -274,7 +276,7 @@ def _policy_errors():
                 id="oscar_loyalty.E016",
             )
         )
-    after = loyalty_settings.CONFIRM_AFTER_DAYS
+    after = values.CONFIRM_AFTER_DAYS
     if after is not None and (
         isinstance(after, bool) or not isinstance(after, int) or after <= 0
     ):
@@ -285,7 +287,7 @@ def _policy_errors():
                 id="oscar_loyalty.E012",
             )
         )
-    days = loyalty_settings.REMINDER_DAYS
+    days = values.REMINDER_DAYS
     if not isinstance(days, list | tuple) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in days
     ):
@@ -296,9 +298,7 @@ def _policy_errors():
                 id="oscar_loyalty.E012",
             )
         )
-    both = set(loyalty_settings.CONFIRM_STATUSES) & set(
-        loyalty_settings.REVERSE_STATUSES
-    )
+    both = set(values.CONFIRM_STATUSES) & set(values.REVERSE_STATUSES)
     if both:
         errors.append(
             Error(
@@ -308,7 +308,6 @@ def _policy_errors():
                 id="oscar_loyalty.E014",
             )
         )
-    errors += check_channels()
     return errors
 
 
@@ -318,7 +317,7 @@ def check_channels():
     from .notifications import Channel
 
     errors = []
-    for path in loyalty_settings.NOTIFICATION_CHANNELS:
+    for path in site_settings.NOTIFICATION_CHANNELS:
         try:
             channel = import_string(path)
         except ImportError as exc:

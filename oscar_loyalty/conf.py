@@ -2,9 +2,26 @@
 
 Read at call time (``loyalty_settings.NAME``), never copied at import, so that
 ``override_settings`` in tests and per-environment settings both work.
+
+The programme's policy (:data:`EDITABLE`: earning, redeeming, expiry, confirming,
+tiers) can also be changed by the owner in the dashboard: a value saved there
+(a :class:`~oscar_loyalty.models.ProgrammeSetting` row) wins over the Django
+setting until the owner sets it back. Those rows are kept in Django's cache
+(one query when it is cold; dropped whenever a row changes, and after
+:data:`CACHE_TIMEOUT` seconds in any case, for caches not shared between
+processes) and read from it once per request and once per Celery task, so a
+request or a task sees one consistent policy at no query; outside both (a
+shell, a management command) each read asks the cache, unless the caller opens
+:func:`settings_scope`. The system checks read the Django settings only
+(:data:`site_settings`), so they never need the database.
 """
 
+import contextlib
+from contextvars import ContextVar
+
 from django.conf import settings
+from django.core.cache import cache
+from django.db import DatabaseError, connection, transaction
 from django.utils.translation import gettext_lazy as _
 
 PREFIX = "OSCAR_LOYALTY_"
@@ -92,12 +109,155 @@ DEFAULTS = {
 }
 
 
+#: The settings an owner may change in the dashboard (the programme's policy).
+#: The others are the installation's (channels, chunk sizes, limits, headers).
+EDITABLE = (
+    "PROGRAMME_NAME",
+    "EARN_RATE",
+    "EARN_ROUNDING",
+    "EARN_INCLUDES_TAX",
+    "EARN_MINIMUM_ORDER",
+    "CONFIRM_STATUSES",
+    "REVERSE_STATUSES",
+    "CONFIRM_AFTER_DAYS",
+    "REDEEM_POINT_VALUE",
+    "REDEEM_MINIMUM_BALANCE",
+    "REDEEM_MAX_SHARE",
+    "REDEEM_STEP",
+    "HOLD_TIMEOUT_MINUTES",
+    "EXPIRY_MONTHS",
+    "EXPIRY_ROUNDING",
+    "REMINDER_DAYS",
+    "TIER_BASIS",
+    "TIER_WINDOW",
+    "TIER_WINDOW_MONTHS",
+    "TIER_GRACE_DAYS",
+    "BIRTHDAY_DAYS_AHEAD",
+)
+
+CACHE_KEY = "oscar_loyalty:programme_settings"
+#: Seconds a process may rely on the cached values (a cache per process, such as
+#: the default local-memory one, does not hear of another process's change).
+CACHE_TIMEOUT = 60
+
+#: The dashboard's values read in the current request or task ({} when none),
+#: or None outside both.
+_scope = ContextVar("oscar_loyalty_settings_scope", default=None)
+#: Whether the settings table was found (looked up until it is, so a shop that
+#: has not migrated yet runs on its Django settings).
+_table_found = False
+
+
+def _table_exists():
+    global _table_found
+    if not _table_found:
+        from .models import ProgrammeSetting
+
+        table = ProgrammeSetting._meta.db_table
+        _table_found = table in connection.introspection.table_names()
+    return _table_found
+
+
+def _load_overrides():
+    from .models import ProgrammeSetting
+
+    if not _table_exists():
+        return {}
+    try:
+        rows = ProgrammeSetting.objects.filter(name__in=EDITABLE).values_list(
+            "name", "value"
+        )
+        return {name: decode(name, value) for name, value in rows}
+    except DatabaseError:  # pragma: no cover - a database being migrated
+        if connection.in_atomic_block:
+            raise
+        return {}
+
+
+def _cached_overrides():
+    values = cache.get(CACHE_KEY)
+    if values is None:
+        values = _load_overrides()
+        cache.set(CACHE_KEY, values, CACHE_TIMEOUT)
+    return values
+
+
+def overrides():
+    """{name: value} of the settings changed in the dashboard (from Django's
+    cache, once per request or task)."""
+    scope = _scope.get()
+    if scope is None:
+        return _cached_overrides()
+    if "values" not in scope:
+        scope["values"] = _cached_overrides()
+    return scope["values"]
+
+
+def open_scope():
+    """Start a request's or a task's view of the settings; returns a token for
+    :func:`close_scope`."""
+    return _scope.set({})
+
+
+def close_scope(token=None):
+    if token is None:
+        _scope.set(None)
+    else:
+        _scope.reset(token)
+
+
+def forget_overrides():
+    """Read the dashboard's values again at the next read (after a change):
+    now, and once more when the change commits (a process that read the rows
+    in between cached what was still committed)."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.clear()
+    cache.delete(CACHE_KEY)
+    transaction.on_commit(lambda: cache.delete(CACHE_KEY))
+
+
+@contextlib.contextmanager
+def settings_scope():
+    """Read the dashboard's values once for the block (commands, scripts)."""
+    token = open_scope()
+    try:
+        yield
+    finally:
+        close_scope(token)
+
+
+def encode(name, value):
+    """A setting's value as stored (JSON: decimals as text, lists for tuples)."""
+    if isinstance(value, tuple):
+        return list(value)
+    if value is not None and not isinstance(value, bool | int | str | list):
+        return str(value)
+    return value
+
+
+def decode(name, value):
+    """A stored value in the form the Django setting has (tuples stay tuples)."""
+    if isinstance(DEFAULTS.get(name), tuple) and isinstance(value, list):
+        return tuple(value)
+    return value
+
+
 class LoyaltySettings:
-    """Attribute access to ``OSCAR_LOYALTY_<NAME>`` with the plugin's default."""
+    """Attribute access to ``OSCAR_LOYALTY_<NAME>`` with the plugin's default;
+    with ``dashboard=True`` (:data:`loyalty_settings`) the owner's values from
+    the dashboard come first."""
+
+    def __init__(self, dashboard=True):
+        self._dashboard = dashboard
 
     def __getattr__(self, name):
         if name not in DEFAULTS:
             raise AttributeError(f"{PREFIX}{name} is not a setting of oscar_loyalty")
+        if self._dashboard and name in EDITABLE:
+            found = overrides()
+            if name in found:
+                return found[name]
         return getattr(settings, PREFIX + name, DEFAULTS[name])
 
     def as_dict(self):
@@ -105,4 +265,8 @@ class LoyaltySettings:
         return {PREFIX + name: getattr(self, name) for name in sorted(DEFAULTS)}
 
 
+#: The settings in force: the dashboard's values, then Django's, then defaults.
 loyalty_settings = LoyaltySettings()
+#: The Django settings (and defaults) alone: what the system checks validate and
+#: what "set back" returns to.
+site_settings = LoyaltySettings(dashboard=False)

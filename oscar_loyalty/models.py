@@ -1801,3 +1801,31 @@ class MemberImport(models.Model):
 
     def __str__(self):
         return f"{self.file_name} ({self.get_status_display()})"
+
+
+class ProgrammeSetting(models.Model):
+    """A programme setting the owner changed in the dashboard (earn rate,
+    redemption, expiry, confirming, tiers, …): it overrides the shop's
+    ``OSCAR_LOYALTY_<name>`` Django setting until the owner sets it back.
+    Read through :data:`oscar_loyalty.conf.loyalty_settings`; one row per
+    setting, so each change is its own audit entry."""
+
+    name = models.CharField(_("setting"), max_length=64, unique=True)
+    value = models.JSONField(_("value"))
+    changed_at = models.DateTimeField(_("changed"), auto_now=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("changed by"),
+    )
+
+    class Meta:
+        verbose_name = _("programme setting")
+        verbose_name_plural = _("programme settings")
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -11,6 +11,8 @@ and with a ``dispatch_uid``.
 
 import logging
 
+from celery.signals import task_postrun, task_prerun
+from django.core.signals import request_finished, request_started
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
@@ -22,6 +24,7 @@ from oscar.core.loading import get_model
 from . import (  # noqa: F401
     action_receivers,
     action_tasks,
+    conf,
     consent,
     offer_cache,
     redemption,
@@ -29,7 +32,15 @@ from . import (  # noqa: F401
 )
 from .conf import loyalty_settings
 from .middleware import may_hold_points
-from .models import Campaign, CampaignStep, CouponDesign, Hold, Member, Tier
+from .models import (
+    Campaign,
+    CampaignStep,
+    CouponDesign,
+    Hold,
+    Member,
+    ProgrammeSetting,
+    Tier,
+)
 from .notifications import notify
 from .services import coupons, orders, tiers
 from .services.holds import release_hold
@@ -224,3 +235,42 @@ def campaign_deleted(sender, instance, **kwargs):
     from .campaigns import withdraw
 
     withdraw(instance)
+
+
+# The owner's programme settings: read once per request and once per task --------
+
+_task_scopes = {}
+
+
+@receiver(
+    post_save, sender=ProgrammeSetting, dispatch_uid="oscar_loyalty.setting_saved"
+)
+@receiver(
+    post_delete, sender=ProgrammeSetting, dispatch_uid="oscar_loyalty.setting_deleted"
+)
+def forget_programme_settings(sender, **kwargs):
+    conf.forget_overrides()
+
+
+@receiver(request_started, dispatch_uid="oscar_loyalty.settings_scope_start")
+def open_request_settings(sender, **kwargs):
+    conf.open_scope()
+
+
+@receiver(request_finished, dispatch_uid="oscar_loyalty.settings_scope_end")
+def close_request_settings(sender, **kwargs):
+    conf.close_scope()
+
+
+@task_prerun.connect(dispatch_uid="oscar_loyalty.settings_scope_task_start")
+def open_task_settings(task_id=None, **kwargs):
+    _task_scopes[task_id] = conf.open_scope()
+
+
+@task_postrun.connect(dispatch_uid="oscar_loyalty.settings_scope_task_end")
+def close_task_settings(task_id=None, **kwargs):
+    token = _task_scopes.pop(task_id, None)
+    try:
+        conf.close_scope(token)
+    except ValueError:  # opened in another context: nothing of it to restore
+        conf.close_scope()

@@ -756,3 +756,41 @@ def test_the_owner_checks_a_members_file_then_imports_it(page, tmp_path):
     assert MemberImport.objects.get().status == MemberImport.Status.IMPORTED
     page.goto(reverse("loyalty_dashboard:loyalty-member-list") + "?q=138%200013")
     expect(page.locator("#loyalty-members")).to_contain_text("mei@example.com")
+
+
+def test_the_owner_changes_the_earn_rate_and_the_product_page_follows(page):
+    from django.contrib.auth.models import Permission
+    from playwright.sync_api import expect
+
+    home_page(title="Lotus & Co.")
+    product = ProductFactory(title="Tieguanyin", stockrecord__price=60)
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="oscar_loyalty",
+            codename="change_programmesetting",
+        )
+    )
+    page.goto(product.get_absolute_url())
+    expect(page.locator(".loyalty-product-points")).to_contain_text("60 points")
+
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-overview"), owner)
+    page.click("#loyalty-change-settings")
+    page.fill("#id_EARN_RATE", "3")
+    page.locator("#loyalty-settings-form button[type=submit]:not([name])").click()
+    expect(page.locator(".alert-success")).to_contain_text(
+        "Saved: Points per unit of currency."
+    )
+    expect(page.locator("#setting-EARN_RATE")).to_contain_text(
+        "The shop's setting is 1."
+    )
+
+    page.goto(product.get_absolute_url())
+    expect(page.locator(".loyalty-product-points")).to_contain_text("180 points")
+
+    page.goto(reverse("loyalty_dashboard:loyalty-settings"))
+    page.locator('button[name="set_back"][value="EARN_RATE"]').click()
+    expect(page.locator(".alert-success")).to_contain_text("is back to the shop's")
+    expect(page.locator("#id_EARN_RATE")).to_have_value("1")
+    page.goto(product.get_absolute_url())
+    expect(page.locator(".loyalty-product-points")).to_contain_text("60 points")

@@ -160,6 +160,11 @@ def test_staff_logins_can_reach_their_admin(demo):
     client.force_login(admin)
     audit = html_of(client.get("/shop/dashboard/loyalty/audit/"))
     assert "Adjusted points by +300: Welcome to the Members' Club" in audit
+    # ... and the expiry reminders they changed on the settings page.
+    assert (
+        "Changed Expiry reminders (days before) (OSCAR_LOYALTY_REMINDER_DAYS): "
+        "30, 15, 7 → 30, 7" in audit
+    )
     from oscar_loyalty.models import Member
 
     mei = Member.objects.get(user__username="mei")

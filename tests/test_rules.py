@@ -140,6 +140,8 @@ def test_rounded_expiry_is_never_before_the_unrounded_one():
             assert rules.expiry_for(confirmed, months=12, rounding=rounding) >= plain
 
 
+# Reading the policy may ask the database (the owner may have changed it there).
+@pytest.mark.django_db
 def test_the_policy_comes_from_the_settings_at_call_time(settings):
     settings.OSCAR_LOYALTY_EXPIRY_MONTHS = 6
     settings.OSCAR_LOYALTY_EXPIRY_ROUNDING = "month_end"
@@ -149,6 +151,8 @@ def test_the_policy_comes_from_the_settings_at_call_time(settings):
     assert expires == datetime(2026, 8, 31, **LAST_MICROSECOND, tzinfo=SHANGHAI)
 
 
+# Reading the policy may ask the database (the owner may have changed it there).
+@pytest.mark.django_db
 def test_the_default_policy_is_twelve_months_without_rounding(settings):
     for name in ("OSCAR_LOYALTY_EXPIRY_MONTHS", "OSCAR_LOYALTY_EXPIRY_ROUNDING"):
         if hasattr(settings, name):

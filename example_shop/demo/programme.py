@@ -11,15 +11,19 @@ campaigns and action rewards, as an owner would set them up in the dashboard.
 * action rewards: sign-up, daily check-in, approved reviews, birthday, profile
   completion and both sides of a referral;
 * Mei's birthday is today (she has her birthday treat), Wei has a welcome gift,
-  and Li, who has not ordered for a while, a win-back coupon from staff.
+  and Li, who has not ordered for a while, a win-back coupon from staff;
+* programme settings: the owner changed the expiry reminders to 30 and 7 days
+  before in the dashboard (the staff audit log shows it, "set back" undoes it).
 """
 
 from datetime import timedelta
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from oscar.core.loading import get_model
 
+from oscar_loyalty.dashboard.programme import save_settings
 from oscar_loyalty.models import (
     ActionRule,
     Campaign,
@@ -82,7 +86,20 @@ def load_programme(report):
     _campaigns(report, designs)
     _actions(report)
     _coupons(report, designs)
+    _settings(report)
     report.finish_section()
+
+
+#: What the demo's owner changed on the dashboard's settings page.
+SETTINGS = {"REMINDER_DAYS": [30, 7]}
+
+
+def _settings(report):
+    owner = get_user_model().objects.filter(username="admin").first()
+    if owner is None:
+        return
+    for name in save_settings(owner, SETTINGS, list(SETTINGS)):
+        report.created("programme settings", name)
 
 
 def _designs(report):

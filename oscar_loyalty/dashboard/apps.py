@@ -21,6 +21,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
     verbose_name = _("Loyalty dashboard")
     default_permissions = ["is_staff"]
     permissions_map = {
+        "loyalty-settings": ["is_staff", "oscar_loyalty.change_programmesetting"],
         "loyalty-member-list": MEMBER_VIEWERS,
         "loyalty-member-detail": MEMBER_VIEWERS,
         "loyalty-member-adjust": MEMBER_VIEWERS + ["oscar_loyalty.adjust_points"],
@@ -92,6 +93,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         from . import imports, views
 
         self.overview_view = views.ProgrammeOverviewView
+        self.settings_view = views.ProgrammeSettingsView
         self.member_list_view = views.MemberListView
         self.member_detail_view = views.MemberDetailView
         self.member_adjust_view = views.MemberAdjustView
@@ -132,6 +134,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
     def get_urls(self):
         urls = [
             path("", self.overview_view.as_view(), name="loyalty-overview"),
+            path("settings/", self.settings_view.as_view(), name="loyalty-settings"),
             path(
                 "members/", self.member_list_view.as_view(), name="loyalty-member-list"
             ),

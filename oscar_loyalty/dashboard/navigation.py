@@ -70,6 +70,10 @@ LOYALTY_DASHBOARD_NAVIGATION = {
             "url_name": "loyalty_dashboard:loyalty-audit-log",
         },
         {
+            "label": _("Programme settings"),
+            "url_name": "loyalty_dashboard:loyalty-settings",
+        },
+        {
             "label": _("Programme overview"),
             "url_name": "loyalty_dashboard:loyalty-overview",
         },

@@ -49,6 +49,7 @@ from django.utils.translation import gettext_lazy
 from django.views.generic import (
     CreateView,
     DetailView,
+    FormView,
     ListView,
     TemplateView,
     UpdateView,
@@ -90,6 +91,7 @@ from ..models import (
 )
 from ..redemption import points_offer
 from ..services import coupons, ledger, tiers
+from . import programme
 from .forms import (
     BASIS_LABELS,
     ActionRuleForm,
@@ -111,35 +113,12 @@ from .forms import (
     TierForm,
     threshold_label,
 )
+from .programme import SETTING_LABELS
 
 VoucherApplication = get_model("voucher", "VoucherApplication")
 Order = get_model("order", "Order")
 
 logger = logging.getLogger("oscar_loyalty")
-
-#: Human names for the settings on the overview; a setting missing here is shown
-#: by its name alone.
-SETTING_LABELS = {
-    "PROGRAMME_NAME": gettext_lazy("Programme name"),
-    "EXPIRY_MONTHS": gettext_lazy("Points expire after (months)"),
-    "EXPIRY_ROUNDING": gettext_lazy("Expiry rounded up to"),
-    "HOLD_TIMEOUT_MINUTES": gettext_lazy(
-        "Points applied to a basket are released after (minutes)"
-    ),
-    "EARN_RATE": gettext_lazy("Points per unit of currency"),
-    "EARN_ROUNDING": gettext_lazy("Rounding of points per order line"),
-    "EARN_INCLUDES_TAX": gettext_lazy("Tax earns points"),
-    "EARN_MINIMUM_ORDER": gettext_lazy("Smallest order that earns points"),
-    "CONFIRM_STATUSES": gettext_lazy("Order statuses that confirm points"),
-    "REVERSE_STATUSES": gettext_lazy("Order statuses that take points back"),
-    "REFUND_EVENT_CODES": gettext_lazy("Payment events that take points back"),
-    "CONFIRM_AFTER_DAYS": gettext_lazy("Points confirmed after (days)"),
-    "REMINDER_DAYS": gettext_lazy("Expiry reminders (days before)"),
-    "REDEEM_POINT_VALUE": gettext_lazy("Value of one point"),
-    "REDEEM_MINIMUM_BALANCE": gettext_lazy("Points needed before redeeming"),
-    "REDEEM_MAX_SHARE": gettext_lazy("Largest share of a basket paid with points"),
-    "REDEEM_STEP": gettext_lazy("Points are applied in steps of"),
-}
 
 
 def setting_display(value):
@@ -216,6 +195,7 @@ class ProgrammeOverviewView(TemplateView):
         context = super().get_context_data(**kwargs)
         check_messages = checks.run_checks(tags=[TAG])
         prefix_length = len("OSCAR_LOYALTY_")
+        changed = programme.overridden()
         context.update(
             programme_name=loyalty_settings.PROGRAMME_NAME,
             programme_settings=[
@@ -223,14 +203,100 @@ class ProgrammeOverviewView(TemplateView):
                     name,
                     SETTING_LABELS.get(name[prefix_length:], ""),
                     setting_display(value),
+                    changed.get(name[prefix_length:]),
                 )
                 for name, value in loyalty_settings.as_dict().items()
             ],
+            can_change_settings=self.request.user.has_perm(
+                "oscar_loyalty.change_programmesetting"
+            ),
             check_messages=check_messages,
             points_offer=points_offer(),
             database_vendor=connection.vendor,
             tasks_run_eagerly=getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False),
         )
+        return context
+
+
+class ProgrammeSettingsView(FormView):
+    """The owner changes the programme's policy (earning, pending points, paying
+    with points, expiry, tiers, birthdays); each change is audited. Only the
+    fields changed on the form are written, so two owners editing at once keep
+    each other's changes; "Set back" returns one setting to the shop's Django
+    setting."""
+
+    template_name = "oscar_loyalty/dashboard/settings_form.html"
+    form_class = programme.ProgrammeSettingsForm
+
+    def post(self, request, *args, **kwargs):
+        name = request.POST.get("set_back")
+        if name is not None:
+            if name not in programme.EDITABLE:
+                messages.error(request, _("There is no such setting."))
+            elif programme.set_back(request.user, [name]):
+                messages.success(
+                    request,
+                    _("“%(setting)s” is back to the shop's setting.")
+                    % {"setting": programme.SETTING_LABELS[name]},
+                )
+            return redirect("loyalty_dashboard:loyalty-settings")
+        return super().post(request, *args, **kwargs)
+
+    def form_valid(self, form):
+        names = [name for name in form.changed_data if name in programme.EDITABLE]
+        try:
+            changed = programme.save_settings(
+                self.request.user, form.setting_values(), names
+            )
+        except IntegrityError:
+            messages.error(
+                self.request,
+                _(
+                    "Someone else saved the settings at the same moment. Check "
+                    "the values below and save again."
+                ),
+            )
+            return redirect("loyalty_dashboard:loyalty-settings")
+        logger.info(
+            "Staff user %s changed programme settings %s", self.request.user.pk, changed
+        )
+        if changed:
+            messages.success(
+                self.request,
+                _("Saved: %(settings)s.")
+                % {
+                    "settings": ", ".join(
+                        str(programme.SETTING_LABELS[name]) for name in changed
+                    )
+                },
+            )
+        else:
+            messages.info(self.request, _("Nothing was changed."))
+        return redirect("loyalty_dashboard:loyalty-settings")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        form = context["form"]
+        changed = programme.overridden()
+        context["sections"] = [
+            (
+                title,
+                [
+                    (
+                        form[name],
+                        changed.get(name),
+                        programme.shown(
+                            name,
+                            programme.canonical(
+                                name, getattr(programme.site_settings, name)
+                            ),
+                        ),
+                    )
+                    for name in names
+                ],
+            )
+            for title, names in programme.SECTIONS
+        ]
         return context
 
 
