@@ -12,7 +12,7 @@ the same for every row: give such fields a value).
 """
 
 from django.db import connection
-from django.db.models import NOT_PROVIDED
+from django.db.models import NOT_PROVIDED, F, Lookup
 
 
 def _defaults(model, names):
@@ -66,3 +66,31 @@ def insert_rows(model, rows):
             for pk, row in zip(ids, rows, strict=True):
                 copy.write_row((pk, *(row[name] for name in names), *constant))
     return ids
+
+
+class AnyOf(Lookup):
+    """``expression`` is one of ``values``, for thousands of values at once:
+    ``= ANY(%s)`` with one array parameter on PostgreSQL, where ``__in`` would
+    prepare each value through the field and send a placeholder for each (a
+    query of 5,000 placeholders costs more to build than to run); ``IN`` with
+    the values elsewhere. Use as a filter: ``.filter(AnyOf("user_id", ids))``.
+    The values must already be of the column's Python type."""
+
+    lookup_name = "any_of"
+    prepare_rhs = False
+
+    def __init__(self, lhs, rhs):
+        super().__init__(F(lhs) if isinstance(lhs, str) else lhs, list(rhs))
+
+    def get_prep_lookup(self):
+        return self.rhs
+
+    def as_sql(self, compiler, connection):
+        lhs_sql, lhs_params = self.process_lhs(compiler, connection)
+        if connection.vendor == "postgresql":
+            db_type = self.lhs.output_field.cast_db_type(connection)
+            return f"{lhs_sql} = ANY(%s::{db_type}[])", (*lhs_params, self.rhs)
+        if not self.rhs:
+            return "1 = 0", tuple(lhs_params)
+        placeholders = ", ".join(["%s"] * len(self.rhs))
+        return f"{lhs_sql} IN ({placeholders})", (*lhs_params, *self.rhs)

@@ -3,12 +3,14 @@ balances out, all or nothing.
 
 * **Streaming.** The file is read a row at a time (``csv`` over the file, openpyxl in
   read-only mode) and written a chunk of rows at a time, so memory stays flat
-  whatever the file's length; only a small fingerprint of each e-mail address and
-  phone number is kept, to find rows that repeat an earlier one.
+  whatever the file's length. To find rows that repeat an earlier one, an 8-byte
+  fingerprint of each e-mail address and phone number goes into a temporary table
+  (:class:`SeenKeys`), not into the process.
 * **Set-based.** Each chunk costs a fixed number of queries: the customers, members
-  and opening balances it may match are read with ``IN`` lists, and new customers,
-  members, postings, lots, entries and consent records are written with
-  ``bulk_create``.
+  and opening balances it may match are read with one array parameter each
+  (:class:`~oscar_loyalty.bulk.AnyOf`), and new customers, members, postings,
+  lots, entries and consent records are written with ``COPY`` on PostgreSQL
+  (:func:`~oscar_loyalty.bulk.insert_rows`).
 * **All or nothing.** The whole file is imported in one transaction. Any row with an
   error rolls everything back; the report lists every error by line and column.
   A dry run is the same import rolled back at the end: its report is exactly what
@@ -46,7 +48,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from . import consent, rules
-from .bulk import insert_rows
+from .bulk import AnyOf, insert_rows
 from .models import ConsentChange, Entry, Lot, Member, Posting
 from .services.members import NUMBER_DIGITS, join_entry_tier, normalise_phone
 
@@ -98,8 +100,77 @@ def header_key(name):
 
 
 def fingerprint(text):
-    """8 bytes standing for ``text``: what the import keeps of each address."""
-    return hashlib.blake2b(text.encode(), digest_size=8).digest()
+    """A signed 64-bit number standing for ``text``: what the import keeps of
+    each address (two different addresses share one once in 10^19 pairs; the
+    row would then be refused, never merged)."""
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+class SeenKeys:
+    """The fingerprints of the e-mail addresses and phones of the rows taken so
+    far, in a temporary table of the import's transaction (gone with it), so
+    that the process keeps nothing per row. ``kind`` 1 is an e-mail, 2 a phone.
+    """
+
+    TABLE = "oscar_loyalty_import_seen"
+    KINDS = {"email": 1, "phone": 2}
+    BATCH = 500  # values per IN list where there are no arrays
+
+    def __init__(self):
+        self.postgres = connection.vendor == "postgresql"
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {self.TABLE} (kind smallint NOT NULL, "
+                "fingerprint bigint NOT NULL, line integer NOT NULL, "
+                "PRIMARY KEY (kind, fingerprint))"
+                + (" ON COMMIT DROP" if self.postgres else "")
+            )
+
+    def earlier(self, kind, fingerprints):
+        """``{fingerprint: line}`` of those already taken."""
+        code, found = self.KINDS[kind], {}
+        with connection.cursor() as cursor:
+            if self.postgres:
+                cursor.execute(
+                    f"SELECT fingerprint, line FROM {self.TABLE} "
+                    "WHERE kind = %s AND fingerprint = ANY(%s::bigint[])",
+                    [code, fingerprints],
+                )
+                found.update(cursor.fetchall())
+                return found
+            for start in range(0, len(fingerprints), self.BATCH):
+                batch = fingerprints[start : start + self.BATCH]
+                cursor.execute(
+                    f"SELECT fingerprint, line FROM {self.TABLE} WHERE kind = %s "
+                    f"AND fingerprint IN ({', '.join(['%s'] * len(batch))})",
+                    [code, *batch],
+                )
+                found.update(cursor.fetchall())
+        return found
+
+    def add(self, kind, pairs):
+        """Take ``(fingerprint, line)`` pairs."""
+        code = self.KINDS[kind]
+        with connection.cursor() as cursor:
+            if self.postgres:
+                with cursor.cursor.copy(
+                    f"COPY {self.TABLE} (kind, fingerprint, line) FROM STDIN"
+                ) as copy:
+                    for value, line in pairs:
+                        copy.write_row((code, value, line))
+            else:
+                cursor.executemany(
+                    f"INSERT INTO {self.TABLE} (kind, fingerprint, line) "
+                    "VALUES (%s, %s, %s)",
+                    [(code, value, line) for value, line in pairs],
+                )
+
+    def close(self):
+        if not self.postgres:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
 
 
 # Reading ---------------------------------------------------------------------------
@@ -383,6 +454,81 @@ def parse_row(line, values, report, today, languages):
 # Writing a chunk -------------------------------------------------------------------
 
 
+class CustomerIndex:
+    """The customers' lowercased addresses and ids, read once into a temporary,
+    indexed table of the import's transaction (PostgreSQL), so that a long file
+    does not read the whole customer table once per chunk. Customers who sign up
+    while the import runs are not in it: they are found among the ids above the
+    last one it holds, less the import's own customers (never looked up again: a
+    repeated address is refused before), through the primary key's index."""
+
+    TABLE = "oscar_loyalty_import_customers"
+
+    @staticmethod
+    def usable():
+        return connection.vendor == "postgresql"
+
+    def __init__(self, User):
+        quote = connection.ops.quote_name
+        self.users = quote(User._meta.db_table)
+        self.email = quote(User._meta.get_field("email").column)
+        self.pk = quote(User._meta.pk.column)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {self.TABLE}")
+            cursor.execute(
+                f"CREATE TEMPORARY TABLE {self.TABLE} ON COMMIT DROP AS "
+                f"SELECT lower({self.email}) AS key, {self.pk} AS id "
+                f"FROM {self.users}"
+            )
+            cursor.execute(f"CREATE INDEX ON {self.TABLE} (key)")
+            cursor.execute(f"ANALYZE {self.TABLE}")
+            cursor.execute(f"SELECT coalesce(max(id), 0) FROM {self.TABLE}")
+            (self.last_id,) = cursor.fetchone()
+        #: The import's customers: id ranges (merged), and the ids inside them
+        #: that are not the import's (a sign-up given an id in between).
+        self.own = []
+        self.others = []
+
+    def created(self, ids):
+        low, high = min(ids), max(ids)
+        if high - low + 1 != len(ids):
+            self.others.extend(sorted(set(range(low, high + 1)) - set(ids)))
+        merged = []
+        for start, end in sorted([*self.own, (low, high)]):
+            if merged and start <= merged[-1][1] + 1:
+                merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+            else:
+                merged.append((start, end))
+        self.own = merged
+
+    def _newer(self):
+        """SQL and parameters: the customers who are not in the table nor the
+        import's own."""
+        parts, params, after = [], [], self.last_id
+        for start, end in self.own:
+            parts.append(f"({self.pk} > %s AND {self.pk} < %s)")
+            params += [after, start]
+            after = end
+        parts.append(f"{self.pk} > %s")
+        params.append(after)
+        if self.others:
+            parts.append(f"{self.pk} = ANY(%s::bigint[])")
+            params.append(self.others)
+        return " OR ".join(parts), params
+
+    def find(self, keys):
+        """``(user id, address)`` of the customers with these addresses."""
+        newer, params = self._newer()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT id, key FROM {self.TABLE} WHERE key = ANY(%s::text[]) "
+                f"UNION ALL SELECT {self.pk}, lower({self.email}) FROM {self.users} "
+                f"WHERE ({newer}) AND lower({self.email}) = ANY(%s::text[])",
+                [keys, *params, keys],
+            )
+            return cursor.fetchall()
+
+
 class Importer:
     """One run over one file: ``run()`` returns the :class:`Report`."""
 
@@ -394,12 +540,12 @@ class Importer:
         self.now = now or timezone.now()
         self.today = timezone.localdate(self.now)
         self.label = label
-        self.seen_emails = {}
-        self.seen_phones = {}
         self.languages = {code.lower() for code, _name in settings.LANGUAGES}
         self.User = get_user_model()
         self.user_fields = {f.name for f in self.User._meta.get_fields()}
         self.default_expiry = rules.expiry_for(self.now)
+        self.chunks = 0
+        self.customers = None
 
     def run(self):
         report = self.report
@@ -410,17 +556,21 @@ class Importer:
                         # One import at a time: two of the same file at once would
                         # not see each other's new customers before they commit.
                         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [7_250_931])
+                self.seen = SeenKeys()
                 chunk = []
                 for line, values in read_rows(self.binary, self.file_format):
                     report.rows += 1
                     row = parse_row(line, values, report, self.today, self.languages)
-                    if row is not None and self.first_time(row):
+                    if row is not None:
                         chunk.append(row)
                     if len(chunk) >= CHUNK:
-                        self.write(chunk)
+                        self.write(self.first_times(chunk))
                         chunk = []
                 if chunk:
-                    self.write(chunk)
+                    self.write(self.first_times(chunk))
+                self.seen.close()
+                # Repeats are found a chunk at a time: the report lists by line.
+                report.errors.sort(key=lambda error: error["line"])
                 if not report.rows:
                     report.file_error = _("The file has a header but no rows.")
                 if report.dry_run or not report.ok:
@@ -431,39 +581,56 @@ class Importer:
             report.file_error = str(exc)
         return report
 
-    def first_time(self, row):
-        """False (with an error) for a row repeating an earlier row's e-mail
-        or phone."""
-        fingerprints = [("email", self.seen_emails, row.key)]
-        if row.phone:
-            fingerprints.append(("phone", self.seen_phones, row.phone))
-        for column, seen, value in fingerprints:
-            earlier = seen.setdefault(fingerprint(value), row.line)
-            if earlier != row.line:
+    def first_times(self, rows):
+        """The rows that repeat no earlier row's e-mail or phone (in the file so
+        far); each one that does gets an error naming the first line."""
+        keys = {
+            "email": [fingerprint(row.key) for row in rows],
+            "phone": [fingerprint(row.phone) if row.phone else None for row in rows],
+        }
+        earlier = {
+            column: self.seen.earlier(column, [v for v in values if v is not None])
+            for column, values in keys.items()
+        }
+        first, taken = [], {"email": [], "phone": []}
+        for index, row in enumerate(rows):
+            for column in ("email", "phone"):
+                value = keys[column][index]
+                if value is None:
+                    continue
+                line = earlier[column].setdefault(value, row.line)
+                if line == row.line:
+                    taken[column].append((value, line))
+                    continue
                 self.report.error(
                     row.line,
                     column,
                     _("Line %(line)s has the same %(column)s.")
-                    % {"line": earlier, "column": column},
+                    % {"line": line, "column": column},
                 )
-                return False
-        return True
+                break
+            else:
+                first.append(row)
+        for column, pairs in taken.items():
+            self.seen.add(column, pairs)
+        return first
 
     def write(self, rows):
         report = self.report
+        self.chunks += 1
         users = self.existing_users(rows)
         # The chunk's existing members, locked in primary-key order (as every
         # ledger writer locks them) before anything about them is decided.
         members = {
             member.user_id: member
             for member in Member.objects.select_for_update()
-            .filter(user_id__in=[pk for pk in users.values() if pk])
+            .filter(AnyOf("user_id", [pk for pk in users.values() if pk]))
             .order_by("pk")
             .only("pk", "user_id", "phone", *consent.FIELDS.values())
         }
         phone_owners = dict(
             Member.objects.exclude(phone="")  # the phone index is partial
-            .filter(phone__in=[row.phone for row in rows if row.phone])
+            .filter(AnyOf("phone", [row.phone for row in rows if row.phone]))
             .values_list("phone", "user_id")
         )
         good = []
@@ -511,13 +678,25 @@ class Importer:
                 )
 
     def existing_users(self, rows):
-        """``{address: user id}`` (``False`` for an address several customers share)."""
+        """``{address: user id}`` (``False`` for an address several customers share).
+
+        The customer table has no index on the lowercased address, so each
+        lookup reads it whole. A file of one chunk does that once; from the
+        second chunk on, the addresses are read once into an indexed temporary
+        table (:class:`CustomerIndex`) and each chunk looks them up there."""
+        keys = [row.key for row in rows]
+        if self.customers is None and self.chunks > 1 and CustomerIndex.usable():
+            self.customers = CustomerIndex(self.User)
+        if self.customers is not None:
+            pairs = self.customers.find(keys)
+        else:
+            pairs = (
+                self.User.objects.annotate(key=Lower("email"))
+                .filter(AnyOf(Lower("email"), keys))
+                .values_list("pk", "key")
+            )
         found = {}
-        for pk, key in (
-            self.User.objects.annotate(key=Lower("email"))
-            .filter(key__in=[row.key for row in rows])
-            .values_list("pk", "key")
-        ):
+        for pk, key in pairs:
             found[key] = False if key in found else pk
         return found
 
@@ -537,6 +716,8 @@ class Importer:
                 fields["date_joined"] = row.joined_at or self.now
             values.append(fields)
         ids = insert_rows(self.User, values)
+        if self.customers is not None:
+            self.customers.created(ids)
         return {row.key: pk for row, pk in zip(rows, ids, strict=True)}
 
     def new_numbers(self, count):
@@ -548,7 +729,7 @@ class Importer:
             }
             wanted -= numbers
             taken = set(
-                Member.objects.filter(number__in=wanted).values_list(
+                Member.objects.filter(AnyOf("number", wanted)).values_list(
                     "number", flat=True
                 )
             )
@@ -601,7 +782,7 @@ class Importer:
         # an older system's "yes" does not overrule a withdrawal.
         answered = set(
             ConsentChange.objects.filter(
-                member_id__in=[members[users[row.key]].pk for row in rows]
+                AnyOf("member_id", [members[users[row.key]].pk for row in rows])
             ).values_list("member_id", "purpose")
         )
         for row in rows:
@@ -625,7 +806,7 @@ class Importer:
         for purpose in consent.Purpose:
             ids = [pk for pk, p in granted if p == purpose]
             if ids:
-                Member.objects.filter(pk__in=ids).update(
+                Member.objects.filter(AnyOf("pk", ids)).update(
                     **{consent.FIELDS[purpose]: True}
                 )
         self.record_consents(granted)
@@ -667,7 +848,7 @@ class Importer:
         existing = {pk for pk in wanted if pk not in fresh_ids}
         done = set(
             Posting.objects.filter(
-                key__in=[f"opening:{pk}" for pk in wanted]
+                AnyOf("key", [f"opening:{pk}" for pk in wanted])
             ).values_list("member_id", flat=True)
         )
         for pk in done:

@@ -270,6 +270,71 @@ def test_rows_are_written_a_chunk_at_a_time(monkeypatch):
     assert find_drift() == []
 
 
+def test_repeats_are_found_across_chunks_and_listed_by_line(monkeypatch):
+    """The fingerprints of earlier chunks are in the database, not the process:
+    a repeat far down the file is still named with its first line."""
+    from oscar_loyalty import imports
+
+    monkeypatch.setattr(imports, "CHUNK", 4)
+    rows = [f"c{n}@example.com,+86 139 0000 {n:04d},{n}\n" for n in range(1, 13)]
+    rows.insert(9, "C2@EXAMPLE.com,,1\n")  # line 11: line 3's address
+    # Line 12 is refused as it is read, line 13 when its chunk is written.
+    rows.insert(10, "bad-address,,1\n")
+    rows.insert(11, "new@example.com,+8613900000005,1\n")  # line 6's phone
+    before = ledger_rows()
+
+    report = run("email,phone,points\n" + "".join(rows), dry_run=True)
+
+    assert [(e["line"], e["column"]) for e in report.errors] == [
+        (11, "email"),
+        (12, "email"),
+        (13, "phone"),
+    ]
+    assert "Line 3" in report.errors[0]["message"]
+    assert "Line 6" in report.errors[2]["message"]
+    assert ledger_rows() == before
+
+    # The same file without the repeats: every row is taken, run twice.
+    clean = "email,phone,points\n" + "".join(
+        row for row in rows if not row.startswith(("C2@", "new@", "bad-"))
+    )
+    assert run(clean).created == 12
+    again = run(clean)
+    assert again.imported and again.unchanged == 12 and not again.errors
+
+
+def test_later_chunks_find_customers_already_there_or_signed_up_meanwhile(
+    monkeypatch,
+):
+    """From the second chunk on, PostgreSQL looks customers up in a temporary
+    index of their addresses; one who signs up during the import is found too."""
+    from oscar_loyalty import imports
+
+    monkeypatch.setattr(imports, "CHUNK", 3)
+    early = UserFactory(email="Early@Example.com")
+    write = imports.Importer.write
+
+    def write_then_a_sign_up(self, rows):
+        write(self, rows)
+        if self.chunks == 2:
+            UserFactory(email="late@example.com")
+
+    monkeypatch.setattr(imports.Importer, "write", write_then_a_sign_up)
+    rows = [f"c{n}@example.com,{n}\n" for n in range(1, 10)]
+    rows.insert(7, "early@example.com,5\n")  # chunk 3
+    rows.append("LATE@example.com,7\n")  # chunk 4
+
+    report = run("email,points\n" + "".join(rows))
+
+    assert report.imported, report.errors
+    assert (report.created, report.joined) == (9, 2)
+    assert Member.objects.get(user=early).available == 5
+    late = User.objects.get(email="late@example.com")
+    assert Member.objects.get(user=late).available == 7
+    assert User.objects.filter(email__iexact="late@example.com").count() == 1
+    assert find_drift() == []
+
+
 @pytest.mark.parametrize(
     "raw,normal",
     [
