@@ -44,7 +44,7 @@ from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import Case, F, Value, When
 from django.db.models.functions import Lower
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import consent, rules
@@ -968,8 +968,12 @@ def process(import_id):
             return record.status
         dry_run = record.status == MemberImport.Status.CHECKING
         try:
-            # A savepoint: whatever fails, the upload gets a status and a report.
-            with transaction.atomic():
+            # A savepoint: whatever fails, the upload gets a status and a report,
+            # its messages in the language of the staff user who uploaded it.
+            with (
+                transaction.atomic(),
+                translation.override(record.language or settings.LANGUAGE_CODE),
+            ):
                 report = import_members(
                     io.BytesIO(bytes(record.content or b"")),
                     record.file_format,
@@ -980,10 +984,11 @@ def process(import_id):
         except Exception:
             logger.exception("Members import %s failed", record.pk)
             report = Report(dry_run=dry_run)
-            report.file_error = _(
-                "The file could not be processed (a customer changed meanwhile, or "
-                "the database refused a row); nothing was imported. Check it again."
-            )
+            with translation.override(record.language or settings.LANGUAGE_CODE):
+                report.file_error = _(
+                    "The file could not be processed (a customer changed meanwhile, or "
+                    "the database refused a row); nothing was imported. Check it again."
+                )
         if dry_run:
             record.check_report = report.as_dict()
             record.status = MemberImport.Status.CHECKED

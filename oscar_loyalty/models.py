@@ -1788,6 +1788,8 @@ class MemberImport(models.Model):
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.CHECKING
     )
+    #: The uploader's language: the reports' messages are written in it.
+    language = models.CharField(_("language"), max_length=16, blank=True, default="")
     check_report = models.JSONField(_("check"), default=dict, blank=True)
     import_report = models.JSONField(_("import"), default=dict, blank=True)
     created_at = models.DateTimeField(_("uploaded"), default=timezone.now)

@@ -231,3 +231,54 @@ def test_files_not_imported_are_deleted_after_the_keeping_days(
     assert states[recent.pk] == (False, MemberImport.Status.CHECKED)
     assert states[stuck.pk] == (True, MemberImport.Status.FAILED)
     assert MemberImport.objects.get(pk=old.pk).check_report["created"] == 2
+
+
+def test_the_check_is_written_in_the_uploaders_language_whoever_runs_it(importer):
+    """The worker runs in the shop's default language; the report is read by the
+    staff user who uploaded the file."""
+    from django.utils import translation
+
+    from oscar_loyalty.imports import process
+
+    upload_zh = importer.post(
+        LIST,
+        {
+            "file": SimpleUploadedFile(
+                "members.csv", b"email\nnot an address\n", "text/csv"
+            )
+        },
+        HTTP_ACCEPT_LANGUAGE="zh-hans",
+    )
+    assert upload_zh.status_code == 302
+    record = MemberImport.objects.get()
+    assert record.language == "zh-hans"
+    assert record.status == MemberImport.Status.CHECKING  # not run yet
+
+    with translation.override("en"):
+        process(record.pk)
+
+    record.refresh_from_db()
+    assert record.check_report["errors"][0]["message"] == "请输入有效的电子邮箱地址。"
+
+
+def test_a_command_line_import_is_listed_with_the_uploads(importer, tmp_path):
+    from django.core.management import call_command
+
+    path = tmp_path / "crm-export.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    call_command("import_members", str(path), "--dry-run", stdout=None)
+    assert not MemberImport.objects.exists()  # a check keeps nothing
+
+    call_command("import_members", str(path))
+
+    record = MemberImport.objects.get()
+    assert record.status == MemberImport.Status.IMPORTED
+    assert record.user is None and record.user_name.startswith(
+        "manage.py import_members ("
+    )
+    assert (record.file_name, record.size) == ("crm-export.csv", len(GOOD))
+    assert record.import_report["created"] == 2 and record.content is None
+    assert "crm-export.csv" in importer.get(LIST).content.decode()
+    page = importer.get(detail(record)).content.decode()
+    assert 'id="loyalty-import-result"' in page
+    assert 'id="loyalty-import-run"' not in page

@@ -17,6 +17,7 @@ from django.contrib.admin.models import ADDITION, CHANGE
 from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
@@ -106,6 +107,7 @@ class MemberImportListView(ListView):
                 content=content,
                 size=len(content),
                 sha256=hashlib.sha256(content).hexdigest(),
+                language=translation.get_language() or "",
             )
             audit(request, record, ADDITION, f"Uploaded {record.file_name} to check")
             transaction.on_commit(partial(queue, record.pk), robust=True)

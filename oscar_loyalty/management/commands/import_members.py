@@ -1,8 +1,43 @@
+import getpass
+import hashlib
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone, translation
 
 from ...imports import ImportFileError, import_members, sniff_format
+from ...models import MemberImport
+
+
+def record_import(path, file_format, report):
+    """The run in the dashboard's list of imports (Loyalty → Import members),
+    as an upload's would be: who ran it (the system account), the file's name,
+    size and SHA-256, and the result. The file itself is not kept."""
+    digest = hashlib.sha256()
+    with path.open("rb") as binary:
+        for block in iter(lambda: binary.read(1 << 20), b""):
+            digest.update(block)
+    try:
+        account = getpass.getuser()
+    except Exception:  # no name for this process's user id
+        account = "?"
+    MemberImport.objects.create(
+        user=None,
+        user_name=f"manage.py import_members ({account})"[:254],
+        file_name=path.name[:255],
+        file_format=file_format,
+        content=None,
+        size=path.stat().st_size,
+        sha256=digest.hexdigest(),
+        language=translation.get_language() or "",
+        status=(
+            MemberImport.Status.IMPORTED
+            if report.imported
+            else MemberImport.Status.FAILED
+        ),
+        import_report=report.as_dict(),
+        imported_at=timezone.now() if report.imported else None,
+    )
 
 
 class Command(BaseCommand):
@@ -34,6 +69,8 @@ class Command(BaseCommand):
             report = import_members(
                 binary, file_format, dry_run=dry_run, label=file_path.name
             )
+        if not dry_run:
+            record_import(file_path, file_format, report)
         if report.file_error:
             raise CommandError(report.file_error)
         for error in report.errors:
