@@ -209,11 +209,12 @@ def coupons_of(extra, members):
     """The coupons the messages to ``members`` name, in one query."""
     from .models import MemberCoupon
 
-    ids = [
-        extra[str(member.pk)]["coupon_id"]
-        for member in members
-        if "coupon_id" in extra.get(str(member.pk), {})
-    ]
+    ids = []
+    for member in members:
+        context = extra.get(str(member.pk), {})
+        if "coupon_id" in context:
+            ids.append(context["coupon_id"])
+        ids.extend(context.get("coupon_ids", ()))
     if not ids:
         return {}
     return MemberCoupon.objects.select_related("design", "voucher").in_bulk(ids)
@@ -251,6 +252,10 @@ def send_event(event, member_ids, extra=None):
                     context = dict(extra.get(str(member.pk), {}))
                     if "coupon_id" in context:
                         context["coupon"] = coupons.get(context["coupon_id"])
+                    if "coupon_ids" in context:
+                        context["coupons"] = [
+                            coupons[pk] for pk in context["coupon_ids"] if pk in coupons
+                        ]
                     commtype = found.get(language_code(code, language), default)
                     try:
                         with translation.override(language):

@@ -261,9 +261,10 @@ def issue_tier_coupons(start_id, end_id, design_id=None):
     from .services import coupons
 
     members = Member.objects.filter(pk__gte=start_id, pk__lt=end_id, tier__isnull=False)
-    return coupons.issue_tier_coupons(
+    issued = coupons.issue_tier_coupons(
         members.values_list("pk", flat=True), design_id=design_id
     )
+    return sum(len(coupon_ids) for coupon_ids in issued.values())
 
 
 #: Members per tier-coupon task.

@@ -214,3 +214,32 @@ def test_nothing_is_queued_while_paused(django_capture_on_commit_callbacks):
         notifications.notify("welcome", [member.pk])
 
     assert len(callbacks) == 1 and len(mail.outbox) == 1
+
+
+def test_moving_up_to_a_tier_with_a_gift_is_one_message_naming_the_coupon(
+    django_capture_on_commit_callbacks,
+):
+    from oscar_loyalty.models import MemberCoupon, Tier
+    from oscar_loyalty.services import tiers
+
+    gold = Tier.objects.create(code="gold", name="Gold", rank=2, threshold=1000)
+    CouponDesign.objects.create(
+        name="Gold gift",
+        purpose=CouponDesign.Purpose.TIER,
+        benefit_type=CouponDesign.BenefitType.PERCENTAGE,
+        value=10,
+        tier=gold,
+    )
+    member = member_with("email")
+    staff = ledger.Actor.from_user(StaffFactory())
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tiers.set_tier(member=member, tier=gold, reason="VIP", actor=staff)
+
+    coupon = MemberCoupon.objects.get(member=member)
+    assert len(mail.outbox) == 1, [m.subject for m in mail.outbox]
+    assert "Gold" in mail.outbox[0].body
+    assert "Gold gift" in mail.outbox[0].body
+    assert coupon.voucher.code in mail.outbox[0].body
+    html = mail.outbox[0].alternatives[0][0]
+    assert f"<strong>{coupon.voucher.code}</strong>" in html

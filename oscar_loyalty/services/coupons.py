@@ -238,25 +238,38 @@ def issue_welcome_coupons(member, *, now=None):
     ]
 
 
-def issue_tier_coupons(member_ids, *, design_id=None, now=None):
+def issue_tier_coupons(member_ids, *, design_id=None, now=None, event="coupon_issued"):
     """Tier-exclusive coupons for members now in a design's tier or above, once per
     member and design (reaching the tier again later gives none); only design
-    ``design_id`` when given."""
-    issued = 0
+    ``design_id`` when given. Returns ``{member id: [coupon id]}`` of the coupons
+    issued now; with ``event`` None the members are not told (the caller names
+    the coupons in its own message)."""
+    now = now or timezone.now()
     member_ids = list(member_ids)
-    designs = _active(CouponDesign.Purpose.TIER)
+    designs = list(_active(CouponDesign.Purpose.TIER).select_related("tier"))
     if design_id is not None:
-        designs = designs.filter(pk=design_id)
+        designs = [design for design in designs if design.pk == design_id]
+    keys = []
     for design in designs:
         eligible = Member.objects.filter(
             pk__in=member_ids, tier__rank__gte=design.tier.rank
         ).values_list("pk", flat=True)
-        issued += issue_to_members(
+        issue_to_members(
             design,
             eligible,
             lambda pk, design=design: f"tier:{design.pk}:{pk}",
             now=now,
+            event=event,
         )
+        keys += [f"tier:{design.pk}:{pk}" for pk in member_ids]
+    issued = {}
+    if keys:
+        for member_id, coupon_id in (
+            MemberCoupon.objects.filter(key__in=keys, issued_at=now)
+            .order_by("pk")
+            .values_list("member_id", "pk")
+        ):
+            issued.setdefault(member_id, []).append(coupon_id)
     return issued
 
 

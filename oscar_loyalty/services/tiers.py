@@ -267,10 +267,13 @@ def _change(member, to_tier, **history):
     return change
 
 
-def notify_tier_changes(changes, tiers):
-    """Tell the members who moved up or down (one task for each direction)."""
+def notify_tier_changes(changes, tiers, gifts=None):
+    """Tell the members who moved up or down (one task for each direction);
+    ``gifts`` ({member id: [coupon id]}): the tier coupons the move up brought,
+    named in the same message rather than one message each."""
     from ..notifications import notify
 
+    gifts = gifts or {}
     moves = {"tier_up": {}, "tier_down": {}}
     for change in changes:
         old = tiers.get(change.from_tier_id)
@@ -282,6 +285,8 @@ def notify_tier_changes(changes, tiers):
             "old_tier": old.name if old else "",
             "new_tier": new.name if new else "",
         }
+        if event == "tier_up" and gifts.get(change.member_id):
+            moves[event][change.member_id]["coupon_ids"] = gifts[change.member_id]
     for event, extra in moves.items():
         notify(event, list(extra), extra)
 
@@ -307,18 +312,20 @@ def announce_changes(changes, moved, *, members=None):
     ]
 
     def announce():
-        try:
-            notify_tier_changes(changes, tiers)
-        except Exception:
-            logger.exception("Could not queue the tier messages")
+        gifts = {}
         if upgraded:
             try:
                 with transaction.atomic():
                     from . import coupons
 
-                    coupons.issue_tier_coupons(upgraded)
+                    # Announced with the move up: one message, not two.
+                    gifts = coupons.issue_tier_coupons(upgraded, event=None)
             except Exception:
                 logger.exception("Could not issue tier coupons to %s", upgraded)
+        try:
+            notify_tier_changes(changes, tiers, gifts)
+        except Exception:
+            logger.exception("Could not queue the tier messages")
         if not tier_changed.has_listeners(Member):
             return
         found = members
