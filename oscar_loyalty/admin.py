@@ -21,6 +21,7 @@ from .models import (
     MemberCoupon,
     MemberImport,
     MemberNote,
+    MemberScore,
     OrderActivity,
     Posting,
     ProgrammeSetting,
@@ -277,3 +278,19 @@ class MemberImportAdmin(ReadOnlyAdmin):
 class ProgrammeSettingAdmin(ReadOnlyAdmin):
     list_display = ["name", "value", "changed_at", "changed_by"]
     list_select_related = ["changed_by"]
+
+
+@admin.register(MemberScore)
+class MemberScoreAdmin(ReadOnlyAdmin):
+    list_display = [
+        "scored_at",
+        "member",
+        "activity_segment",
+        "value_segment",
+        "last_interaction_at",
+        "spend",
+        "orders",
+    ]
+    list_filter = ["activity_segment", "value_segment"]
+    search_fields = ["member__number", "member__user__email"]
+    list_select_related = ["member"]

@@ -194,8 +194,24 @@ def policy_errors(values=site_settings):
         "CONFIRM_CHUNK",
         "REMINDER_CHUNK",
         "TIER_REVIEW_CHUNK",
+        "SCORING_CHUNK",
     ):
         positive_whole_number(chunk)
+    positive_whole_number("VALUE_WINDOW_MONTHS")
+    bounds = values.ACTIVITY_DAYS
+    if (
+        not isinstance(bounds, list | tuple)
+        or len(bounds) != 3
+        or not all(isinstance(d, int) and not isinstance(d, bool) for d in bounds)
+        or not 0 < bounds[0] < bounds[1] < bounds[2]
+    ):
+        errors.append(
+            Error(
+                f"{PREFIX}ACTIVITY_DAYS must be three rising whole numbers of days "
+                f"(active, cooling, at risk), such as (30, 90, 180), not {bounds!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
     positive_whole_number("HOLD_TIMEOUT_MINUTES")
     positive_whole_number("IMPORT_KEEP_DAYS")
     positive_whole_number("IMPORT_MAX_MB")

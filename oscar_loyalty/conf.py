@@ -103,6 +103,15 @@ DEFAULTS = {
     # expire, pending lots to confirm, members to remind, members to review.
     # Smaller: more, shorter tasks spread over more workers.
     "EXPIRY_CHUNK": 50_000,
+    # Member segments (members who agreed to profiling, scored nightly): activity
+    # by days since the last interaction (order, sign-in, check-in, redemption,
+    # joining): active up to the first, cooling up to the second, at risk up to
+    # the third, dormant beyond ...
+    "ACTIVITY_DAYS": (30, 90, 180),
+    # ... and value by spend over this many months (top 20 %, middle 60 %,
+    # bottom 20 % of the members who spent anything).
+    "VALUE_WINDOW_MONTHS": 12,
+    "SCORING_CHUNK": 50_000,
     "CONFIRM_CHUNK": 50_000,
     "REMINDER_CHUNK": 10_000,
     "TIER_REVIEW_CHUNK": 50_000,

@@ -114,6 +114,33 @@ class Member(models.Model):
     consent_profiling = models.BooleanField(
         _("offers tailored to my orders (profiling)"), default=False, db_default=False
     )
+    # Segments of the last scoring run (oscar_loyalty.scoring), only for members
+    # who agreed to profiling; empty otherwise. Each run is also kept (MemberScore).
+    activity_segment = models.CharField(
+        _("activity"),
+        max_length=12,
+        blank=True,
+        db_default="",
+        choices=[
+            ("active", _("Active")),
+            ("cooling", _("Cooling")),
+            ("at_risk", _("At risk")),
+            ("dormant", _("Dormant")),
+        ],
+    )
+    value_segment = models.CharField(
+        _("value"),
+        max_length=8,
+        blank=True,
+        db_default="",
+        choices=[
+            ("top", _("Top 20 %")),
+            ("middle", _("Middle 60 %")),
+            ("bottom", _("Bottom 20 %")),
+            ("none", _("No purchases")),
+        ],
+    )
+    scored_at = models.DateTimeField(_("segments as of"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("member")
@@ -1831,3 +1858,46 @@ class ProgrammeSetting(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class MemberScore(models.Model):
+    """A member's segments as one scoring run found them: the history behind
+    trends and "segment as of a date". Only members who agreed to profiling are
+    scored; withdrawing that consent deletes their rows."""
+
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        related_name="scores",
+        verbose_name=_("member"),
+    )
+    scored_at = models.DateTimeField(_("run"))
+    activity_segment = models.CharField(
+        _("activity"),
+        max_length=12,
+        choices=Member._meta.get_field("activity_segment").choices,
+    )
+    value_segment = models.CharField(
+        _("value"),
+        max_length=8,
+        choices=Member._meta.get_field("value_segment").choices,
+    )
+    last_interaction_at = models.DateTimeField(_("last interaction"))
+    spend = models.DecimalField(
+        _("spend in the value window"), max_digits=14, decimal_places=2
+    )
+    orders = models.PositiveIntegerField(_("orders in the value window"))
+
+    class Meta:
+        verbose_name = _("member score")
+        verbose_name_plural = _("member scores")
+        ordering = ["-scored_at", "member_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "scored_at"], name="loyalty_score_member_run"
+            )
+        ]
+        indexes = [models.Index(fields=["scored_at"], name="loyalty_score_run")]
+
+    def __str__(self):
+        return f"{self.member_id} @ {self.scored_at:%Y-%m-%d}"

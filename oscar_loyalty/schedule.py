@@ -90,6 +90,12 @@ JOBS = {
         crontab(minute=50),
         "hourly: counters of ended voucher-attempt windows are deleted",
     ),
+    "loyalty-score-members": (
+        "oscar_loyalty.score_members",
+        crontab(hour=3, minute=45),
+        "nightly: members who agreed to profiling get their activity and value "
+        "segments",
+    ),
     "loyalty-forget-import-files": (
         "oscar_loyalty.forget_import_files",
         crontab(hour=4, minute=15),

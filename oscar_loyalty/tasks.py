@@ -339,3 +339,29 @@ def forget_import_files():
     from .imports import forget_old_files
 
     return forget_old_files()
+
+
+@shared_task(name="oscar_loyalty.score_members", **RUN_AGAIN_IF_LOST)
+def score_members(now=None):
+    """The nightly scoring run: the value thresholds once for all members, then
+    one task per range of member ids; returns the chunks."""
+    from . import scoring
+
+    now = parse_datetime(now) if now else timezone.now()
+    thresholds = scoring.value_thresholds(now).as_list()
+    ranges = id_ranges(Member.objects.all(), "id", loyalty_settings.SCORING_CHUNK)
+    for start, end in ranges:
+        score_members_chunk.delay(start, end, now.isoformat(), thresholds)
+    return len(ranges)
+
+
+@shared_task(name="oscar_loyalty.score_members_chunk", **RUN_AGAIN_IF_LOST)
+def score_members_chunk(start_id, end_id, now, thresholds):
+    from . import scoring
+
+    return scoring.score_range(
+        now=parse_datetime(now),
+        thresholds=scoring.Thresholds.from_list(thresholds),
+        start_id=start_id,
+        end_id=end_id,
+    )

@@ -44,9 +44,12 @@ def redis_url():
     return redis_url_for_tests(os.environ["CELERY_BROKER_URL"])
 
 
-def start_worker(tmp_path, redis_url, queue, *, settings_module=None, env=None):
-    """A solo-pool worker of the example shop consuming only ``queue``; its
-    output goes to ``tmp_path/worker-<n>.log``."""
+def start_worker(
+    tmp_path, redis_url, queue, *, settings_module=None, env=None, pool="solo"
+):
+    """A worker of the example shop (one process with ``solo``; a master and one
+    child with ``prefork``, the production default) consuming only ``queue``;
+    its output goes to ``tmp_path/worker-<n>.log``."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": settings_module or "example_shop.settings.test",
@@ -70,7 +73,7 @@ def start_worker(tmp_path, redis_url, queue, *, settings_module=None, env=None):
                 "-A",
                 "example_shop",
                 "worker",
-                "--pool=solo",
+                f"--pool={pool}",
                 "--concurrency=1",
                 "--loglevel=WARNING",
                 "--without-heartbeat",
@@ -249,11 +252,12 @@ def due_batch(db):
     return now
 
 
-def expiry_worker(tmp_path, redis_url, queue):
+def expiry_worker(tmp_path, redis_url, queue, pool="solo"):
     return start_worker(
         tmp_path,
         redis_url,
         queue,
+        pool=pool,
         settings_module="tests.worker_settings",
         env={
             "DATABASE_URL": worker_database_url(),
@@ -374,6 +378,58 @@ def test_a_worker_killed_mid_batch_leaves_nothing_undone_or_done_twice(
             log=log,
             what="the batch finished after the restart",
         )
+    finally:
+        stop(process)
+        server.close()
+
+    assert_expired_once(due_batch)
+
+
+def children(pid):
+    """The process ids a process started (Linux)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(child) for child in path.read_text().split()] if path.exists() else []
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_a_prefork_child_killed_mid_chunk_has_its_chunk_run_again(
+    tmp_path, redis_url, queue, client_app, due_batch
+):
+    """The production pool: the master sees its child die (WorkerLostError) and,
+    the task being ``reject_on_worker_lost``, puts the message back at once; a
+    new child runs the chunk again from the start, and nothing is done twice."""
+    server = redis.Redis.from_url(redis_url)
+    process, log = expiry_worker(tmp_path, redis_url, queue, pool="prefork")
+    try:
+        send_expiry(client_app, queue, due_batch)
+        wait_until(
+            lambda: (
+                0 < expired_count() < BATCH - 2 * CHUNK
+                and unacked(server, queue) > 0
+                and children(process.pid)
+            ),
+            timeout=120,
+            process=process,
+            log=log,
+            what="the child half-way through the batch",
+        )
+        (child,) = children(process.pid)
+        os.kill(child, signal.SIGKILL)
+        assert 0 < expired_count() < BATCH
+
+        # The same worker, a new child: no restart, no visibility timeout.
+        wait_until(
+            lambda: expired_count() == BATCH and unacked(server, queue) == 0,
+            timeout=180,
+            process=process,
+            log=log,
+            what="the batch finished after the child was killed",
+        )
+        assert children(process.pid) != [child]
+        assert "WorkerLostError" in log.read_text() or "signal 9" in log.read_text()
     finally:
         stop(process)
         server.close()

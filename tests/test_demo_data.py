@@ -244,6 +244,10 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent(demo):
         )
     ) == {"mei", "wei"}
     assert Member.objects.get(user__username="mei").language == "zh-hans"
+    # Segments only for the shopper who agreed to profiling (Mei).
+    assert set(
+        Member.objects.exclude(scored_at=None).values_list("user__username", flat=True)
+    ) == {"mei"}
     assert find_drift() == []
     # An old gift expired (Wei), another expires within the reminder window (Mei).
     assert Posting.objects.filter(

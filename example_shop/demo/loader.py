@@ -43,9 +43,28 @@ def _load(report):
     with transaction.atomic():
         load_programme(report)
     with transaction.atomic():
+        score_members(report)
+    with transaction.atomic():
         load_pages(report)
     update_search_index(report)
     return report
+
+
+def score_members(report):
+    """Segments for the shoppers who agreed to profiling, as the nightly job
+    would give them (the dashboard's member search filters by them)."""
+    from django.utils import timezone
+
+    from oscar_loyalty import scoring
+    from oscar_loyalty.models import Member
+
+    report.start("Member segments")
+    if Member.objects.filter(scored_at__isnull=False).exists():
+        report.reused("scoring runs")  # the nightly job scores them again
+    else:
+        scoring.score_all(timezone.now())
+        report.created("scoring runs")
+    report.finish_section()
 
 
 def update_search_index(report):

@@ -29,6 +29,7 @@ from ..models import (
     CampaignStep,
     CouponDesign,
     EarnRule,
+    Member,
     Posting,
     Referral,
     Reward,
@@ -70,6 +71,18 @@ class MemberSearchForm(forms.Form):
         choices=[("", _("Anything or nothing"))] + list(Purpose.choices),
         required=False,
     )
+    activity = forms.ChoiceField(
+        label=_("Activity segment"),
+        choices=[("", _("Any activity"))]
+        + list(Member._meta.get_field("activity_segment").choices),
+        required=False,
+    )
+    value = forms.ChoiceField(
+        label=_("Value segment"),
+        choices=[("", _("Any value"))]
+        + list(Member._meta.get_field("value_segment").choices),
+        required=False,
+    )
 
     def filter(self, queryset):
         """``queryset`` narrowed to members matching every word of the query
@@ -86,6 +99,11 @@ class MemberSearchForm(forms.Form):
             queryset = queryset.filter(tier=self.cleaned_data["tier"])
         if self.cleaned_data["consent"]:
             queryset = consenting(self.cleaned_data["consent"], queryset)
+        # Segments of the last scoring run (members who agreed to profiling).
+        if self.cleaned_data["activity"]:
+            queryset = queryset.filter(activity_segment=self.cleaned_data["activity"])
+        if self.cleaned_data["value"]:
+            queryset = queryset.filter(value_segment=self.cleaned_data["value"])
         query = self.cleaned_data["q"]
         digits = phone_digits(query)
         if len(digits) >= 4:

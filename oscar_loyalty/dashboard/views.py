@@ -331,6 +331,9 @@ class MemberListView(ExportMixin, ListView):
             _("Phone"),
             _("Language"),
             *(purpose.label for purpose in consent.Purpose),
+            _("Activity segment"),
+            _("Value segment"),
+            _("Segments as of"),
         ]
 
     def export_rows(self, members):
@@ -353,6 +356,9 @@ class MemberListView(ExportMixin, ListView):
                     _("Yes") if consent.has_consent(member, purpose) else _("No")
                     for purpose in consent.Purpose
                 ),
+                member.get_activity_segment_display() if member.scored_at else "",
+                member.get_value_segment_display() if member.scored_at else "",
+                member.scored_at,
             ]
 
     def get_queryset(self):
