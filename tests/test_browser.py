@@ -794,3 +794,49 @@ def test_the_owner_changes_the_earn_rate_and_the_product_page_follows(page):
     expect(page.locator("#id_EARN_RATE")).to_have_value("1")
     page.goto(product.get_absolute_url())
     expect(page.locator(".loyalty-product-points")).to_contain_text("60 points")
+
+
+def test_staff_list_the_dormant_members_and_open_one(page):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from oscar_loyalty import consent, scoring
+    from oscar_loyalty.models import Member, OrderActivity
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    now = timezone.now()
+    members = {}
+    for name, days in (("Lan", 5), ("Jun", 300)):
+        member = get_or_create_member(
+            UserFactory(first_name=name, email=f"{name.lower()}@example.com")
+        )
+        Member.objects.filter(pk=member.pk).update(joined_at=now - timedelta(days=400))
+        consent.record(member, {"profiling": True}, source="account")
+        OrderActivity.objects.create(
+            member=member,
+            order_number=f"SEG-{name}",
+            placed_at=now - timedelta(days=days),
+            spend=100,
+        )
+        members[name] = member
+    scoring.score_all(now)
+    staff = UserFactory(username="desk", is_staff=True)
+    staff.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="oscar_loyalty", codename="view_member"
+        )
+    )
+
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-member-list"), staff)
+    page.select_option("#id_activity", label="Dormant")
+    page.locator("#loyalty-member-search button[type=submit]").click()
+
+    table = page.locator("#loyalty-members")
+    expect(table).to_contain_text("jun@example.com")
+    expect(table).not_to_contain_text("lan@example.com")
+    page.get_by_role("link", name=members["Jun"].number).click()
+    expect(page.locator("#loyalty-member-segments")).to_contain_text("Dormant")

@@ -110,7 +110,6 @@ INSTALLED_APPS = [
     "treebeard",
     "sorl.thumbnail",
     "django_tables2",
-    "import_export",
 ]
 
 SITE_ID = 1
