@@ -11,6 +11,8 @@ model default, computed once per call (a callable default such as a UUID would b
 the same for every row: give such fields a value).
 """
 
+import json
+
 from django.db import connection
 from django.db.models import NOT_PROVIDED, F, Lookup
 
@@ -72,9 +74,10 @@ class AnyOf(Lookup):
     """``expression`` is one of ``values``, for thousands of values at once:
     ``= ANY(%s)`` with one array parameter on PostgreSQL, where ``__in`` would
     prepare each value through the field and send a placeholder for each (a
-    query of 5,000 placeholders costs more to build than to run); ``IN`` with
-    the values elsewhere. Use as a filter: ``.filter(AnyOf("user_id", ids))``.
-    The values must already be of the column's Python type."""
+    query of 5,000 placeholders costs more to build than to run); one JSON
+    array through ``json_each`` on SQLite; ``IN`` with the values elsewhere.
+    Use as a filter: ``.filter(AnyOf("user_id", ids))``. The values must
+    already be of the column's Python type (numbers or text on SQLite)."""
 
     lookup_name = "any_of"
     prepare_rhs = False
@@ -90,6 +93,13 @@ class AnyOf(Lookup):
         if connection.vendor == "postgresql":
             db_type = self.lhs.output_field.cast_db_type(connection)
             return f"{lhs_sql} = ANY(%s::{db_type}[])", (*lhs_params, self.rhs)
+        if connection.vendor == "sqlite":
+            # One JSON array parameter: an IN list of a whole chunk could pass
+            # SQLite's limit on parameters per statement (32,766 by default).
+            return (
+                f"{lhs_sql} IN (SELECT value FROM json_each(%s))",
+                (*lhs_params, json.dumps(self.rhs)),
+            )
         if not self.rhs:
             return "1 = 0", tuple(lhs_params)
         placeholders = ", ".join(["%s"] * len(self.rhs))

@@ -75,6 +75,17 @@ def record(member, answers, *, source, actor=None, now=None):
         Member.objects.filter(pk=member.pk).update(
             **{FIELDS[purpose]: value for purpose, value in changed.items()}
         )
+        if changed.get(Purpose.PROFILING) is False:
+            # No profile is kept of a member who withdrew: their segments and
+            # scoring history go now, not at the next scoring run.
+            from .models import MemberScore
+
+            Member.objects.filter(pk=member.pk).update(
+                activity_segment="", value_segment="", scored_at=None
+            )
+            MemberScore.objects.filter(member_id=member.pk).delete()
+            member.activity_segment = member.value_segment = ""
+            member.scored_at = None
         rows = ConsentChange.objects.bulk_create(
             ConsentChange(
                 member_id=member.pk,

@@ -516,6 +516,35 @@ class CustomerIndex:
             params.append(self.others)
         return " OR ".join(parts), params
 
+    def _ours(self, column):
+        """SQL and parameters: ``column`` is a customer this import created."""
+        ranges = " OR ".join(f"{column} BETWEEN %s AND %s" for _ in self.own)
+        params = [bound for pair in self.own for bound in pair]
+        if not ranges:
+            return "false", []
+        if self.others:
+            return (
+                f"(({ranges}) AND NOT {column} = ANY(%s::bigint[]))",
+                [*params, self.others],
+            )
+        return f"({ranges})", params
+
+    def clashes(self):
+        """Whether a customer the import created shares an address with one it
+        did not (one whose address changed, or who signed up, after the index
+        was read): the file would then give one address two accounts."""
+        ours, params = self._ours(f"a.{self.pk}")
+        theirs, more = self._ours(f"b.{self.pk}")
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT 1 FROM {self.users} AS a JOIN {self.users} AS b "
+                f"ON lower(a.{self.email}) = lower(b.{self.email}) "
+                f"AND a.{self.pk} <> b.{self.pk} "
+                f"WHERE {ours} AND NOT {theirs} LIMIT 1",
+                [*params, *more],
+            )
+            return cursor.fetchone() is not None
+
     def find(self, keys):
         """``(user id, address)`` of the customers with these addresses."""
         newer, params = self._newer()
@@ -569,6 +598,16 @@ class Importer:
                 if chunk:
                     self.write(self.first_times(chunk))
                 self.seen.close()
+                if (
+                    self.customers is not None
+                    and report.ok
+                    and self.customers.clashes()
+                ):
+                    report.file_error = _(
+                        "A customer signed up or changed their e-mail address to one "
+                        "in the file while it was imported; nothing was imported. "
+                        "Check the file again."
+                    )
                 # Repeats are found a chunk at a time: the report lists by line.
                 report.errors.sort(key=lambda error: error["line"])
                 if not report.rows:

@@ -322,3 +322,37 @@ def test_the_overview_has_no_link_for_those_who_may_not_change(client):
     client.force_login(StaffFactory())
     html = client.get(OVERVIEW).content.decode()
     assert SETTINGS not in html
+
+
+def test_emptying_the_return_window_is_saved_as_none(client, owner, settings):
+    settings.OSCAR_LOYALTY_CONFIRM_AFTER_DAYS = 14
+    response = client.post(SETTINGS, form_data(CONFIRM_AFTER_DAYS=""), follow=True)
+    assert "Saved: Points confirmed after (days)." in unescape(
+        response.content.decode()
+    )
+    with settings_scope():
+        assert loyalty_settings.CONFIRM_AFTER_DAYS is None
+    assert (
+        entries()
+        .get()
+        .get_change_message()
+        .endswith("(OSCAR_LOYALTY_CONFIRM_AFTER_DAYS): 14 → —")
+    )
+    client.post(SETTINGS, {"set_back": "CONFIRM_AFTER_DAYS"})
+    with settings_scope():
+        assert loyalty_settings.CONFIRM_AFTER_DAYS == 14
+
+
+def test_a_shop_setting_outside_the_forms_bounds_does_not_block_other_changes(
+    client, owner, settings
+):
+    settings.OSCAR_LOYALTY_HOLD_TIMEOUT_MINUTES = 2880
+    settings.OSCAR_LOYALTY_EARN_RATE = "0.0000125"
+    response = client.post(SETTINGS, form_data(EXPIRY_MONTHS="24"))
+    assert response.status_code == 302, response.context["form"].errors
+    assert dict(ProgrammeSetting.objects.values_list("name", "value")) == {
+        "EXPIRY_MONTHS": 24
+    }
+    # Typed in by the owner, the same values are refused.
+    response = client.post(SETTINGS, form_data(HOLD_TIMEOUT_MINUTES="2881"))
+    assert "HOLD_TIMEOUT_MINUTES" in response.context["form"].errors

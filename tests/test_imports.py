@@ -335,6 +335,32 @@ def test_later_chunks_find_customers_already_there_or_signed_up_meanwhile(
     assert find_drift() == []
 
 
+@pytest.mark.postgres
+def test_a_customer_taking_an_address_of_the_file_mid_import_stops_it(monkeypatch):
+    """The index of addresses is read at the second chunk: a customer who takes
+    one of the file's addresses after that would otherwise get a twin account."""
+    from oscar_loyalty import imports
+
+    monkeypatch.setattr(imports, "CHUNK", 3)
+    customer = UserFactory(email="old@example.com")
+    write = imports.Importer.write
+
+    def write_then_an_address_change(self, rows):
+        write(self, rows)
+        if self.chunks == 2:
+            User.objects.filter(pk=customer.pk).update(email="c8@example.com")
+
+    monkeypatch.setattr(imports.Importer, "write", write_then_an_address_change)
+    rows = "".join(f"c{n}@example.com,{n}\n" for n in range(1, 10))
+    before = ledger_rows()
+
+    report = run("email,points\n" + rows)
+
+    assert not report.imported
+    assert "changed their e-mail address" in report.file_error
+    assert ledger_rows() == before
+
+
 @pytest.mark.parametrize(
     "raw,normal",
     [

@@ -243,3 +243,36 @@ def test_moving_up_to_a_tier_with_a_gift_is_one_message_naming_the_coupon(
     assert coupon.voucher.code in mail.outbox[0].body
     html = mail.outbox[0].alternatives[0][0]
     assert f"<strong>{coupon.voucher.code}</strong>" in html
+
+
+def test_a_shop_whose_own_tier_up_text_names_no_gifts_also_sends_the_coupon(
+    django_capture_on_commit_callbacks,
+):
+    from oscar_loyalty.models import MemberCoupon, Tier
+    from oscar_loyalty.services import tiers
+
+    CommunicationEventType.objects.filter(code="LOYALTY_TIER_UP").update(
+        email_body_template="Well done, {{ user.first_name }}: you are {{ new_tier }}."
+    )
+    gold = Tier.objects.create(code="gold", name="Gold", rank=2, threshold=1000)
+    CouponDesign.objects.create(
+        name="Gold gift",
+        purpose=CouponDesign.Purpose.TIER,
+        benefit_type=CouponDesign.BenefitType.PERCENTAGE,
+        value=10,
+        tier=gold,
+    )
+    member = member_with("email")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tiers.set_tier(
+            member=member,
+            tier=gold,
+            reason="VIP",
+            actor=ledger.Actor.from_user(StaffFactory()),
+        )
+
+    code = MemberCoupon.objects.get(member=member).voucher.code
+    assert len(mail.outbox) == 2
+    assert "you are Gold" in mail.outbox[0].body
+    assert code in mail.outbox[1].body and "Gold gift" in mail.outbox[1].subject

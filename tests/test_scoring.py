@@ -121,6 +121,11 @@ def test_only_members_who_agreed_to_profiling_are_scored_and_withdrawing_forgets
     assert not MemberScore.objects.filter(member=refused).exists()
 
     consent.record(agreed, {"profiling": False}, source="account")
+
+    # Forgotten at once, not at the next run.
+    agreed.refresh_from_db()
+    assert (agreed.activity_segment, agreed.scored_at) == ("", None)
+    assert not MemberScore.objects.filter(member=agreed).exists()
     scoring.score_all(NOW + timedelta(days=1))
 
     agreed.refresh_from_db()
@@ -210,3 +215,13 @@ def test_staff_find_members_by_segment_and_see_them_on_the_members_page():
     assert lines[0].endswith("Activity segment,Value segment,Segments as of")
     assert len(lines) == 2 and "active@example.com" in lines[1]
     assert ",Active,Top 20 %," in lines[1]
+
+
+def test_a_chunk_of_more_ids_than_sqlite_takes_parameters_is_one_lookup():
+    from oscar_loyalty.bulk import AnyOf
+
+    who = member()
+    ids = list(range(who.pk, who.pk + 40_000))
+    assert list(
+        Member.objects.filter(AnyOf("pk", ids)).values_list("pk", flat=True)
+    ) == [who.pk]

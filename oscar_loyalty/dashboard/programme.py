@@ -15,6 +15,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.db import transaction
+from django.db.models import JSONField, Value
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
@@ -174,8 +175,8 @@ class ProgrammeSettingsForm(forms.Form):
     )
     EARN_RATE = forms.DecimalField(
         min_value=0,
-        max_digits=12,
-        decimal_places=4,
+        max_digits=14,
+        decimal_places=6,
         help_text=_(
             "Points for each unit of currency of a line's price after discounts. "
             "Applies to orders placed from now on."
@@ -221,9 +222,9 @@ class ProgrammeSettingsForm(forms.Form):
         ),
     )
     REDEEM_POINT_VALUE = forms.DecimalField(
-        min_value=Decimal("0.0001"),
-        max_digits=12,
-        decimal_places=4,
+        min_value=Decimal("0.000001"),
+        max_digits=14,
+        decimal_places=6,
         help_text=_("The money one point takes off at checkout."),
     )
     REDEEM_MINIMUM_BALANCE = _whole(
@@ -329,6 +330,24 @@ class ProgrammeSettingsForm(forms.Form):
             for name in EDITABLE
         }
 
+    def _clean_fields(self):
+        """A field the owner left as it was keeps the value in force, even one the
+        form's bounds would refuse (a shop's Django setting may be outside them):
+        only what the owner changed is checked and saved."""
+        super()._clean_fields()
+        for name in list(self._errors):
+            if name in self.fields and not self.has_changed_field(name):
+                del self._errors[name]
+                value = getattr(loyalty_settings, name)
+                self.cleaned_data[name] = (
+                    list(value)
+                    if name == "REMINDER_DAYS"
+                    else self.to_field(name, value)
+                )
+
+    def has_changed_field(self, name):
+        return name in self.changed_data
+
     def clean_REMINDER_DAYS(self):
         text = self.cleaned_data["REMINDER_DAYS"].strip()
         if not text:
@@ -389,9 +408,13 @@ class ProgrammeSettingsForm(forms.Form):
         return cleaned
 
     def setting_values(self):
-        """{name: value as stored} of every field."""
+        """{name: value as stored} of every field (the value in force for the
+        fields the owner left as they were)."""
         values = {}
         for name in EDITABLE:
+            if not self.has_changed_field(name):
+                values[name] = canonical(name, getattr(loyalty_settings, name))
+                continue
             value = self.cleaned_data[name]
             if name in PERCENT:
                 value = value / 100
@@ -410,6 +433,12 @@ def _describe(name, before, after):
         f"{SETTING_LABELS_EN[name]} ({PREFIX}{name}): "
         f"{shown(name, before)} → {shown(name, after)}"
     )
+
+
+def stored(value):
+    """What the value column is given: None as JSON's null (a row with SQL NULL
+    could not be told from a missing one), anything else as it is."""
+    return Value(None, JSONField()) if value is None else value
 
 
 def save_settings(user, values, names):
@@ -438,11 +467,11 @@ def save_settings(user, values, names):
                 row.delete()
             elif row is None:
                 row = ProgrammeSetting.objects.create(
-                    name=name, value=after, changed_by=user
+                    name=name, value=stored(after), changed_by=user
                 )
                 _log(user, row, ADDITION, f"Changed {message}")
             else:
-                row.value, row.changed_by = after, user
+                row.value, row.changed_by = stored(after), user
                 row.save(update_fields=["value", "changed_by", "changed_at"])
                 _log(user, row, CHANGE, f"Changed {message}")
     return changed

@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from oscar.core.loading import get_model
 
+from ..bulk import AnyOf
 from ..conf import loyalty_settings
 from ..exceptions import CouponReasonRequired
 from ..models import CouponDesign, Member, MemberCoupon
@@ -142,8 +143,12 @@ def issue_to_members(
     campaign=None,
     now=None,
     event="coupon_issued",
+    collect=None,
 ):
     """Issue ``design`` to each member whose key (``key_for(member_id)``) is unused.
+
+    ``collect`` (a dict), when given, receives ``{member id: [coupon id]}`` of
+    the coupons issued (a chunk redone after a code clash counts once).
 
     Set-based, in transactions of :data:`BULK_CHUNK` members: the chunk's members
     are locked, the keys already used skipped, and the vouchers, their offer links
@@ -159,9 +164,21 @@ def issue_to_members(
         chunk = ids[start : start + BULK_CHUNK]
         for _attempt in range(5):
             try:
+                found = {}
                 issued += _issue_chunk(
-                    design, offer_id, chunk, key_for, reason, campaign, now, event
+                    design,
+                    offer_id,
+                    chunk,
+                    key_for,
+                    reason,
+                    campaign,
+                    now,
+                    event,
+                    found,
                 )
+                if collect is not None:
+                    for member_id, coupon_ids in found.items():
+                        collect.setdefault(member_id, []).extend(coupon_ids)
                 break
             except IntegrityError:  # a drawn code clashed: the chunk is redone
                 continue
@@ -171,7 +188,9 @@ def issue_to_members(
 
 
 @transaction.atomic
-def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now, event):
+def _issue_chunk(
+    design, offer_id, member_ids, key_for, reason, campaign, now, event, collect=None
+):
     locked = list(
         Member.objects.select_for_update()
         .filter(pk__in=member_ids)
@@ -216,6 +235,9 @@ def _issue_chunk(design, offer_id, member_ids, key_for, reason, campaign, now, e
             todo,
             {coupon.member_id: {"coupon_id": coupon.pk} for coupon in issued},
         )
+    if collect is not None:
+        for coupon in issued:
+            collect.setdefault(coupon.member_id, []).append(coupon.pk)
     return len(todo)
 
 
@@ -249,10 +271,10 @@ def issue_tier_coupons(member_ids, *, design_id=None, now=None, event="coupon_is
     designs = list(_active(CouponDesign.Purpose.TIER).select_related("tier"))
     if design_id is not None:
         designs = [design for design in designs if design.pk == design_id]
-    keys = []
+    issued = {}
     for design in designs:
         eligible = Member.objects.filter(
-            pk__in=member_ids, tier__rank__gte=design.tier.rank
+            AnyOf("pk", member_ids), tier__rank__gte=design.tier.rank
         ).values_list("pk", flat=True)
         issue_to_members(
             design,
@@ -260,16 +282,8 @@ def issue_tier_coupons(member_ids, *, design_id=None, now=None, event="coupon_is
             lambda pk, design=design: f"tier:{design.pk}:{pk}",
             now=now,
             event=event,
+            collect=issued,
         )
-        keys += [f"tier:{design.pk}:{pk}" for pk in member_ids]
-    issued = {}
-    if keys:
-        for member_id, coupon_id in (
-            MemberCoupon.objects.filter(key__in=keys, issued_at=now)
-            .order_by("pk")
-            .values_list("member_id", "pk")
-        ):
-            issued.setdefault(member_id, []).append(coupon_id)
     return issued
 
 

@@ -291,6 +291,33 @@ def notify_tier_changes(changes, tiers, gifts=None):
         notify(event, list(extra), extra)
 
 
+def tier_up_names_gifts():
+    """Whether every tier-up message the owner has (each language's) still lists
+    the gift coupons (its text uses ``coupons``, as the plugin's does)."""
+    from oscar.core.loading import get_model
+
+    CommunicationEventType = get_model("communication", "CommunicationEventType")
+    return not (
+        CommunicationEventType.objects.filter(code__startswith="LOYALTY_TIER_UP")
+        .exclude(email_body_template__contains="coupons")
+        .exists()
+    )
+
+
+def tell_gifts_apart(gifts):
+    """A "coupon issued" message for each gift ({member id: [coupon id]}), for a
+    shop whose own tier-up text does not list them."""
+    from ..notifications import notify
+
+    for index in range(max(len(ids) for ids in gifts.values())):
+        extra = {
+            member_id: {"coupon_id": ids[index]}
+            for member_id, ids in gifts.items()
+            if len(ids) > index
+        }
+        notify("coupon_issued", list(extra), extra)
+
+
 def announce_changes(changes, moved, *, members=None):
     """Mirror the changes into the groups, then announce them once committed.
 
@@ -324,6 +351,8 @@ def announce_changes(changes, moved, *, members=None):
                 logger.exception("Could not issue tier coupons to %s", upgraded)
         try:
             notify_tier_changes(changes, tiers, gifts)
+            if gifts and not tier_up_names_gifts():
+                tell_gifts_apart(gifts)
         except Exception:
             logger.exception("Could not queue the tier messages")
         if not tier_changed.has_listeners(Member):
