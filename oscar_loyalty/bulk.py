@@ -90,17 +90,23 @@ class AnyOf(Lookup):
 
     def as_sql(self, compiler, connection):
         lhs_sql, lhs_params = self.process_lhs(compiler, connection)
-        if connection.vendor == "postgresql":
-            db_type = self.lhs.output_field.cast_db_type(connection)
-            return f"{lhs_sql} = ANY(%s::{db_type}[])", (*lhs_params, self.rhs)
-        if connection.vendor == "sqlite":
-            # One JSON array parameter: an IN list of a whole chunk could pass
-            # SQLite's limit on parameters per statement (32,766 by default).
-            return (
-                f"{lhs_sql} IN (SELECT value FROM json_each(%s))",
-                (*lhs_params, json.dumps(self.rhs)),
-            )
-        if not self.rhs:
-            return "1 = 0", tuple(lhs_params)
-        placeholders = ", ".join(["%s"] * len(self.rhs))
-        return f"{lhs_sql} IN ({placeholders})", (*lhs_params, *self.rhs)
+        db_type = self.lhs.output_field.cast_db_type(connection)
+        sql, params = any_of_sql(connection, lhs_sql, db_type, self.rhs)
+        return sql, (*lhs_params, *params)
+
+
+def any_of_sql(connection, column_sql, db_type, values):
+    """SQL and parameters for "``column_sql`` is one of ``values``" (see
+    :class:`AnyOf`), for raw queries as well."""
+    values = list(values)
+    if connection.vendor == "postgresql":
+        return f"{column_sql} = ANY(%s::{db_type}[])", (values,)
+    if connection.vendor == "sqlite":
+        # One JSON array parameter: an IN list of a whole chunk could pass
+        # SQLite's limit on parameters per statement (32,766 by default).
+        return f"{column_sql} IN (SELECT value FROM json_each(%s))", (
+            json.dumps(values),
+        )
+    if not values:
+        return "1 = 0", ()
+    return f"{column_sql} IN ({', '.join(['%s'] * len(values))})", tuple(values)

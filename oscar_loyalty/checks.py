@@ -198,6 +198,8 @@ def policy_errors(values=site_settings):
     ):
         positive_whole_number(chunk)
     positive_whole_number("VALUE_WINDOW_MONTHS")
+    if values.SETTINGS_CACHE_SECONDS is not None:
+        positive_whole_number("SETTINGS_CACHE_SECONDS")
     bounds = values.ACTIVITY_DAYS
     if (
         not isinstance(bounds, list | tuple)

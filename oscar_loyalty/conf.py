@@ -8,7 +8,7 @@ tiers) can also be changed by the owner in the dashboard: a value saved there
 (a :class:`~oscar_loyalty.models.ProgrammeSetting` row) wins over the Django
 setting until the owner sets it back. Those rows are kept in Django's cache
 (one query when it is cold; dropped whenever a row changes, and after
-:data:`CACHE_TIMEOUT` seconds in any case, for caches not shared between
+``OSCAR_LOYALTY_SETTINGS_CACHE_SECONDS`` in any case, for caches not shared between
 processes) and read from it once per request and once per Celery task, so a
 request or a task sees one consistent policy at no query; outside both (a
 shell, a management command) each read asks the cache, unless the caller opens
@@ -112,6 +112,10 @@ DEFAULTS = {
     # bottom 20 % of the members who spent anything).
     "VALUE_WINDOW_MONTHS": 12,
     "SCORING_CHUNK": 50_000,
+    # Seconds a process may rely on the cached programme settings changed in the
+    # dashboard (a cache per process, such as the default local-memory one, does
+    # not hear of another process's change; a shared one is told at once).
+    "SETTINGS_CACHE_SECONDS": 60,
     "CONFIRM_CHUNK": 50_000,
     "REMINDER_CHUNK": 10_000,
     "TIER_REVIEW_CHUNK": 50_000,
@@ -145,9 +149,6 @@ EDITABLE = (
 )
 
 CACHE_KEY = "oscar_loyalty:programme_settings"
-#: Seconds a process may rely on the cached values (a cache per process, such as
-#: the default local-memory one, does not hear of another process's change).
-CACHE_TIMEOUT = 60
 
 #: The dashboard's values read in the current request or task ({} when none),
 #: or None outside both.
@@ -187,7 +188,7 @@ def _cached_overrides():
     values = cache.get(CACHE_KEY)
     if values is None:
         values = _load_overrides()
-        cache.set(CACHE_KEY, values, CACHE_TIMEOUT)
+        cache.set(CACHE_KEY, values, site_settings.SETTINGS_CACHE_SECONDS)
     return values
 
 
@@ -234,15 +235,6 @@ def settings_scope():
         yield
     finally:
         close_scope(token)
-
-
-def encode(name, value):
-    """A setting's value as stored (JSON: decimals as text, lists for tuples)."""
-    if isinstance(value, tuple):
-        return list(value)
-    if value is not None and not isinstance(value, bool | int | str | list):
-        return str(value)
-    return value
 
 
 def decode(name, value):

@@ -78,12 +78,9 @@ def record(member, answers, *, source, actor=None, now=None):
         if changed.get(Purpose.PROFILING) is False:
             # No profile is kept of a member who withdrew: their segments and
             # scoring history go now, not at the next scoring run.
-            from .models import MemberScore
+            from .scoring import forget
 
-            Member.objects.filter(pk=member.pk).update(
-                activity_segment="", value_segment="", scored_at=None
-            )
-            MemberScore.objects.filter(member_id=member.pk).delete()
+            forget(Member.objects.filter(pk=member.pk))
             member.activity_segment = member.value_segment = ""
             member.scored_at = None
         rows = ConsentChange.objects.bulk_create(

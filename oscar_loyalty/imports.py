@@ -48,7 +48,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from . import consent, rules
-from .bulk import AnyOf, insert_rows
+from .bulk import AnyOf, any_of_sql, insert_rows
 from .models import ConsentChange, Entry, Lot, Member, Posting
 from .services.members import NUMBER_DIGITS, join_entry_tier, normalise_phone
 
@@ -115,7 +115,6 @@ class SeenKeys:
 
     TABLE = "oscar_loyalty_import_seen"
     KINDS = {"email": 1, "phone": 2}
-    BATCH = 500  # values per IN list where there are no arrays
 
     def __init__(self):
         self.postgres = connection.vendor == "postgresql"
@@ -130,25 +129,14 @@ class SeenKeys:
 
     def earlier(self, kind, fingerprints):
         """``{fingerprint: line}`` of those already taken."""
-        code, found = self.KINDS[kind], {}
+        known, params = any_of_sql(connection, "fingerprint", "bigint", fingerprints)
         with connection.cursor() as cursor:
-            if self.postgres:
-                cursor.execute(
-                    f"SELECT fingerprint, line FROM {self.TABLE} "
-                    "WHERE kind = %s AND fingerprint = ANY(%s::bigint[])",
-                    [code, fingerprints],
-                )
-                found.update(cursor.fetchall())
-                return found
-            for start in range(0, len(fingerprints), self.BATCH):
-                batch = fingerprints[start : start + self.BATCH]
-                cursor.execute(
-                    f"SELECT fingerprint, line FROM {self.TABLE} WHERE kind = %s "
-                    f"AND fingerprint IN ({', '.join(['%s'] * len(batch))})",
-                    [code, *batch],
-                )
-                found.update(cursor.fetchall())
-        return found
+            cursor.execute(
+                f"SELECT fingerprint, line FROM {self.TABLE} "
+                f"WHERE kind = %s AND {known}",
+                [self.KINDS[kind], *params],
+            )
+            return dict(cursor.fetchall())
 
     def add(self, kind, pairs):
         """Take ``(fingerprint, line)`` pairs."""

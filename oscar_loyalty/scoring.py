@@ -220,14 +220,18 @@ def score_range(*, now, thresholds, start_id=None, end_id=None):
     return len(rows)
 
 
-def forget_unconsenting(members):
-    """Members of ``members`` without profiling consent keep no segments and no
-    scoring history."""
-    without = members.exclude(pk__in=consent.consenting("profiling", members))
-    without.exclude(activity_segment="", value_segment="", scored_at=None).update(
+def forget(members):
+    """The segments and scoring history of ``members`` (a queryset) go."""
+    members.exclude(activity_segment="", value_segment="", scored_at=None).update(
         activity_segment="", value_segment="", scored_at=None
     )
-    MemberScore.objects.filter(member__in=without).delete()
+    MemberScore.objects.filter(member__in=members).delete()
+
+
+def forget_unconsenting(members):
+    """Members of ``members`` without profiling consent (withdrawn, or their
+    account closed) keep no segments and no scoring history."""
+    forget(members.exclude(pk__in=consent.consenting("profiling", members)))
 
 
 def score_all(now):

@@ -92,14 +92,13 @@ def _the_dashboards_settings():
     """The owner's programme settings are kept in Django's cache. Each test
     starts with it warm, as a running shop has it (so a query count measures
     what every request costs, not the first one's read), kept for the whole run
-    rather than a minute; a test that saved some, then rolled back, must not
-    leave them to the next test, nor a request that ended in an exception its
-    scope."""
+    (tests/settings.py) rather than a minute. A test that saved some, then
+    rolled back, must not leave them to the next test, nor a request that ended
+    in an exception its scope."""
     from django.core.cache import cache
 
     from oscar_loyalty import conf
 
-    conf.CACHE_TIMEOUT = None
     try:
         conf.overrides()
     except RuntimeError:

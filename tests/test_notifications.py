@@ -216,9 +216,9 @@ def test_nothing_is_queued_while_paused(django_capture_on_commit_callbacks):
     assert len(callbacks) == 1 and len(mail.outbox) == 1
 
 
-def test_moving_up_to_a_tier_with_a_gift_is_one_message_naming_the_coupon(
-    django_capture_on_commit_callbacks,
-):
+def move_up_to_gold_with_a_gift(capture):
+    """A member who agreed to e-mails, put in Gold (which has a gift coupon) by
+    staff, the messages sent; returns the coupon."""
     from oscar_loyalty.models import MemberCoupon, Tier
     from oscar_loyalty.services import tiers
 
@@ -232,11 +232,16 @@ def test_moving_up_to_a_tier_with_a_gift_is_one_message_naming_the_coupon(
     )
     member = member_with("email")
     staff = ledger.Actor.from_user(StaffFactory())
-
-    with django_capture_on_commit_callbacks(execute=True):
+    with capture(execute=True):
         tiers.set_tier(member=member, tier=gold, reason="VIP", actor=staff)
+    return MemberCoupon.objects.get(member=member)
 
-    coupon = MemberCoupon.objects.get(member=member)
+
+def test_moving_up_to_a_tier_with_a_gift_is_one_message_naming_the_coupon(
+    django_capture_on_commit_callbacks,
+):
+    coupon = move_up_to_gold_with_a_gift(django_capture_on_commit_callbacks)
+
     assert len(mail.outbox) == 1, [m.subject for m in mail.outbox]
     assert "Gold" in mail.outbox[0].body
     assert "Gold gift" in mail.outbox[0].body
@@ -248,31 +253,12 @@ def test_moving_up_to_a_tier_with_a_gift_is_one_message_naming_the_coupon(
 def test_a_shop_whose_own_tier_up_text_names_no_gifts_also_sends_the_coupon(
     django_capture_on_commit_callbacks,
 ):
-    from oscar_loyalty.models import MemberCoupon, Tier
-    from oscar_loyalty.services import tiers
-
     CommunicationEventType.objects.filter(code="LOYALTY_TIER_UP").update(
         email_body_template="Well done, {{ user.first_name }}: you are {{ new_tier }}."
     )
-    gold = Tier.objects.create(code="gold", name="Gold", rank=2, threshold=1000)
-    CouponDesign.objects.create(
-        name="Gold gift",
-        purpose=CouponDesign.Purpose.TIER,
-        benefit_type=CouponDesign.BenefitType.PERCENTAGE,
-        value=10,
-        tier=gold,
-    )
-    member = member_with("email")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        tiers.set_tier(
-            member=member,
-            tier=gold,
-            reason="VIP",
-            actor=ledger.Actor.from_user(StaffFactory()),
-        )
+    code = move_up_to_gold_with_a_gift(django_capture_on_commit_callbacks).voucher.code
 
-    code = MemberCoupon.objects.get(member=member).voucher.code
     assert len(mail.outbox) == 2
     assert "you are Gold" in mail.outbox[0].body
     assert code in mail.outbox[1].body and "Gold gift" in mail.outbox[1].subject

@@ -16,8 +16,8 @@ from django.conf import settings
 from django.contrib.admin.models import ADDITION, CHANGE, DELETION, LogEntry
 from django.db import transaction
 from django.db.models import JSONField, Value
+from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import gettext_noop
 
 from .. import checks
 from ..conf import (
@@ -118,11 +118,15 @@ def canonical(name, value):
     return value
 
 
-def shown(name, value):
-    """A value as the audit log and the form's notes write it."""
+def shown(name, value, *, translated=False):
+    """A value as people read it: lists joined, yes/no, a dash for none, the
+    basket share as a percentage. In English for the audit log; ``translated``
+    for the screens."""
     if value is None or value == [] or value == ():
         return "—"
     if isinstance(value, bool):
+        if translated:
+            return gettext("Yes") if value else gettext("No")
         return "yes" if value else "no"
     if isinstance(value, list | tuple):
         return ", ".join(str(item) for item in value)
@@ -336,17 +340,8 @@ class ProgrammeSettingsForm(forms.Form):
         only what the owner changed is checked and saved."""
         super()._clean_fields()
         for name in list(self._errors):
-            if name in self.fields and not self.has_changed_field(name):
+            if name in self.fields and name not in self.changed_data:
                 del self._errors[name]
-                value = getattr(loyalty_settings, name)
-                self.cleaned_data[name] = (
-                    list(value)
-                    if name == "REMINDER_DAYS"
-                    else self.to_field(name, value)
-                )
-
-    def has_changed_field(self, name):
-        return name in self.changed_data
 
     def clean_REMINDER_DAYS(self):
         text = self.cleaned_data["REMINDER_DAYS"].strip()
@@ -377,14 +372,16 @@ class ProgrammeSettingsForm(forms.Form):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        both = set(cleaned["CONFIRM_STATUSES"]) & set(cleaned["REVERSE_STATUSES"])
+        proposed = Proposed(self.setting_values())
+        both = set(proposed.CONFIRM_STATUSES) & set(proposed.REVERSE_STATUSES)
         if both:
             self.add_error(
                 "REVERSE_STATUSES",
                 _("%(statuses)s cannot both confirm and take back points.")
                 % {"statuses": ", ".join(sorted(both))},
             )
-        step_value = cleaned["REDEEM_POINT_VALUE"] * cleaned["REDEEM_STEP"]
+        point_value = Decimal(proposed.REDEEM_POINT_VALUE)
+        step_value = point_value * proposed.REDEEM_STEP
         if step_value != step_value.quantize(Decimal("0.01")):
             self.add_error(
                 "REDEEM_STEP",
@@ -395,15 +392,15 @@ class ProgrammeSettingsForm(forms.Form):
                     "at most two decimals, such as 100 points at 0.01."
                 )
                 % {
-                    "step": cleaned["REDEEM_STEP"],
-                    "value": decimal_text(cleaned["REDEEM_POINT_VALUE"]),
+                    "step": proposed.REDEEM_STEP,
+                    "value": decimal_text(point_value),
                     "worth": decimal_text(step_value),
                 },
             )
         if not self.errors:
             # The system check's rules as well, so the dashboard can never store
             # a policy the shop's own settings would be refused for.
-            for error in checks.policy_errors(Proposed(self.setting_values())):
+            for error in checks.policy_errors(proposed):
                 self.add_error(None, error.msg)
         return cleaned
 
@@ -412,7 +409,7 @@ class ProgrammeSettingsForm(forms.Form):
         fields the owner left as they were)."""
         values = {}
         for name in EDITABLE:
-            if not self.has_changed_field(name):
+            if name not in self.changed_data:
                 values[name] = canonical(name, getattr(loyalty_settings, name))
                 continue
             value = self.cleaned_data[name]

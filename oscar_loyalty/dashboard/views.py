@@ -121,17 +121,6 @@ Order = get_model("order", "Order")
 logger = logging.getLogger("oscar_loyalty")
 
 
-def setting_display(value):
-    """A setting's value as an owner reads it: lists joined, yes/no, a dash for none."""
-    if value is None or value in ((), []):
-        return "—"
-    if isinstance(value, bool):
-        return _("Yes") if value else _("No")
-    if isinstance(value, (list, tuple)):
-        return ", ".join(str(item) for item in value)
-    return str(value)
-
-
 def point_value():
     """The money one point takes off at checkout (``REDEEM_POINT_VALUE``)."""
     return Decimal(str(loyalty_settings.REDEEM_POINT_VALUE))
@@ -202,7 +191,7 @@ class ProgrammeOverviewView(TemplateView):
                 (
                     name,
                     SETTING_LABELS.get(name[prefix_length:], ""),
-                    setting_display(value),
+                    programme.shown(name[prefix_length:], value, translated=True),
                     changed.get(name[prefix_length:]),
                 )
                 for name, value in loyalty_settings.as_dict().items()
@@ -287,9 +276,8 @@ class ProgrammeSettingsView(FormView):
                         changed.get(name),
                         programme.shown(
                             name,
-                            programme.canonical(
-                                name, getattr(programme.site_settings, name)
-                            ),
+                            getattr(programme.site_settings, name),
+                            translated=True,
                         ),
                     )
                     for name in names
