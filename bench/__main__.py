@@ -3,7 +3,16 @@
 import argparse
 import sys
 
-from bench import basket, checkout, expiry, imports, ledger, test_suite, tier_review
+from bench import (
+    basket,
+    checkout,
+    expiry,
+    imports,
+    ledger,
+    scoring,
+    test_suite,
+    tier_review,
+)
 
 BENCHMARKS = {
     "basket": basket.run,
@@ -12,19 +21,28 @@ BENCHMARKS = {
     "expiry": expiry.run,
     "tier_review": tier_review.run,
     "import": imports.run,
+    "scoring": scoring.run,
     "test_suite": test_suite.run,
 }
 #: What ``all`` (``make bench``) runs: a few minutes. The suite's timing is as long
 #: as ``make test``; run it by name.
-STANDARD = ("basket", "checkout", "ledger", "expiry", "tier_review", "import")
+STANDARD = (
+    "basket",
+    "checkout",
+    "ledger",
+    "expiry",
+    "tier_review",
+    "import",
+    "scoring",
+)
 SCALES = (
     "how much work, per benchmark: basket, page renders measured (default 60); "
     "checkout, orders measured (default 30); "
     "ledger, redemptions as a multiple of 3,000 (default 1); expiry, due lots as a "
     "multiple of 2.5 million (default 0.1); tier_review, members as a multiple of "
     "1 million (default 0.1); import, rows as a multiple of 100,000 (default 1); "
-    "unused by test_suite. Not with 'all' (checkout, ledger, expiry, tier_review "
-    "and import, each at its default)"
+    "scoring, members as a multiple of 1 million, five orders each (default 0.1); "
+    "unused by test_suite. Not with 'all' (each benchmark runs at its default)"
 )
 
 

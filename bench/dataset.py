@@ -228,6 +228,37 @@ def tier_mix(member_id):
     END)"""
 
 
+def insert_activity(cursor, params):
+    """:data:`ACTIVITY_PER_MEMBER` order activity rows per member (see
+    :func:`populate_tiers`); ``params``: members, rows, first, a0 (the largest
+    order activity id before) and now."""
+    from oscar_loyalty.models import OrderActivity
+
+    cursor.execute(
+        f"""
+        INSERT INTO {table(OrderActivity)} (id, member_id, order_number,
+            placed_at, spend, refunded, confirmed_at, cancelled_at)
+        SELECT %(a0)s + g, %(first)s + mod(g - 1, %(members)s),
+            'TR' || (%(a0)s + g), placed, spend,
+            CASE WHEN fate BETWEEN 14 AND 21
+                THEN trunc(spend * {_drawn("g", 4, 100)} / 100, 2) ELSE 0 END,
+            CASE WHEN fate >= 12
+                THEN least(placed + interval '14 days', %(now)s) END,
+            CASE WHEN fate BETWEEN 10 AND 13
+                THEN least(placed + interval '20 days', %(now)s) END
+        FROM generate_series(1, %(rows)s) AS g,
+            LATERAL (
+                SELECT %(now)s - interval '548 days'
+                    * ({_drawn("g", 1, 1000000)} / 1000000.0) AS placed,
+                ({_drawn("g", 2, 300001)} / 100.0)::numeric(14, 2) AS spend,
+                {_drawn("g", 3, 100)} AS fate
+            ) AS drawn
+        """,
+        params,
+    )
+    info(f"dataset: {params['rows']} order activity rows")
+
+
 def populate_tiers(*, members, now, window_start):
     """A tiers programme: ``members`` members (and users, by :func:`populate` with no
     lots), four tiers with their groups, :data:`ACTIVITY_PER_MEMBER` order activity
@@ -285,29 +316,7 @@ def populate_tiers(*, members, now, window_start):
             "now": now,
             "window_start": window_start,
         }
-        cursor.execute(
-            f"""
-            INSERT INTO {table(OrderActivity)} (id, member_id, order_number,
-                placed_at, spend, refunded, confirmed_at, cancelled_at)
-            SELECT %(a0)s + g, %(first)s + mod(g - 1, %(members)s),
-                'TR' || (%(a0)s + g), placed, spend,
-                CASE WHEN fate BETWEEN 14 AND 21
-                    THEN trunc(spend * {_drawn("g", 4, 100)} / 100, 2) ELSE 0 END,
-                CASE WHEN fate >= 12
-                    THEN least(placed + interval '14 days', %(now)s) END,
-                CASE WHEN fate BETWEEN 10 AND 13
-                    THEN least(placed + interval '20 days', %(now)s) END
-            FROM generate_series(1, %(rows)s) AS g,
-                LATERAL (
-                    SELECT %(now)s - interval '548 days'
-                        * ({_drawn("g", 1, 1000000)} / 1000000.0) AS placed,
-                    ({_drawn("g", 2, 300001)} / 100.0)::numeric(14, 2) AS spend,
-                    {_drawn("g", 3, 100)} AS fate
-                ) AS drawn
-            """,
-            params,
-        )
-        info(f"dataset: {params['rows']} order activity rows")
+        insert_activity(cursor, params)
 
         def days(below):
             return _drawn("m.id", 6, below)
@@ -382,4 +391,98 @@ def populate_tiers(*, members, now, window_start):
             cursor.execute(f"VACUUM ANALYZE {table(model)}")
     seconds = time.perf_counter() - started
     info(f"dataset: tiers written and analysed in {seconds:.1f} s")
+    return first, last
+
+
+def populate_scoring(*, members, now):
+    """A shop to score: ``members`` members (and users, by :func:`populate` with
+    no lots) with :data:`ACTIVITY_PER_MEMBER` order activity rows each (see
+    :func:`insert_activity`: over the last 18 months, 10 % never confirmed, 4 %
+    cancelled, 8 % refunded in part); returns (first, last member id).
+
+    By fixed hashes of the member id: 90 % agreed to profiling; joined 30-730
+    days ago; 60 % signed in 0-399 days ago (the others never); half a
+    redemption per member on average (``redeem`` postings over the last year)
+    and a third of an action reward (check-ins over the last year).
+    """
+    from oscar_loyalty.models import ActionAward, OrderActivity
+
+    first, last = populate(members=members, due_lots=0, valid_lots=0, now=now)
+    User = get_user_model()
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        fast = _is_superuser(cursor)
+        if fast:
+            cursor.execute("SET session_replication_role = replica")
+        cursor.execute("SET synchronous_commit = off")
+        params = {
+            "members": members,
+            "rows": members * ACTIVITY_PER_MEMBER,
+            "redeems": members // 2,
+            "awards": members // 3,
+            "first": first,
+            "last": last,
+            "a0": _max_id(cursor, OrderActivity),
+            "p0": _max_id(cursor, Posting),
+            "w0": _max_id(cursor, ActionAward),
+            "now": now,
+        }
+        insert_activity(cursor, params)
+        cursor.execute(
+            f"""
+            UPDATE {table(Member)} AS m SET
+                consent_profiling = {_drawn("m.id", 8, 100)} < 90,
+                joined_at = %(now)s - interval '1 day' * (30 + {_drawn("m.id", 9, 701)})
+            WHERE m.id BETWEEN %(first)s AND %(last)s
+            """,
+            params,
+        )
+        cursor.execute(
+            f"""
+            UPDATE {table(User)} AS u SET last_login = CASE
+                WHEN {_drawn("m.id", 10, 100)} < 60
+                THEN %(now)s - interval '1 day' * {_drawn("m.id", 11, 400)} END
+            FROM {table(Member)} AS m
+            WHERE m.user_id = u.id AND m.id BETWEEN %(first)s AND %(last)s
+            """,
+            params,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {table(Posting)} (id, key, kind, member_id, created_at,
+                order_number, reason, actor_id, actor_name, shortfall)
+            SELECT %(p0)s + g, 'redeem:bench:' || g, 'redeem',
+                %(first)s + {_drawn("g", 12, "%(members)s")},
+                %(now)s - interval '1 hour' * {_drawn("g", 13, 8760)},
+                '', '', NULL, '', 0
+            FROM generate_series(1, %(redeems)s) AS g
+            """,
+            params,
+        )
+        cursor.execute(
+            f"""
+            INSERT INTO {table(ActionAward)} (id, member_id, action, key, points,
+                object_id, created_at, reversed_at)
+            SELECT %(w0)s + g, %(first)s + {_drawn("g", 14, "%(members)s")},
+                'checkin', 'checkin:bench:' || g, 5, NULL,
+                %(now)s - interval '1 hour' * {_drawn("g", 15, 8760)}, NULL
+            FROM generate_series(1, %(awards)s) AS g
+            """,
+            params,
+        )
+        info(
+            f"dataset: consent, sign-ins, {params['redeems']} redemptions and "
+            f"{params['awards']} action rewards"
+        )
+        for model in (OrderActivity, Posting, ActionAward):
+            cursor.execute(
+                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+                f"(SELECT max(id) FROM {table(model)}))",
+                [model._meta.db_table],
+            )
+        if fast:
+            cursor.execute("SET session_replication_role = DEFAULT")
+        for model in (User, Member, OrderActivity, Posting, ActionAward):
+            cursor.execute(f"VACUUM ANALYZE {table(model)}")
+    info(f"dataset: scoring data written in {time.perf_counter() - started:.1f} s")
     return first, last

@@ -28,6 +28,7 @@ from .models import (
     Referral,
     Reward,
     RewardRedemption,
+    ScoringRun,
     Tier,
     TierChange,
 )
@@ -290,7 +291,14 @@ class MemberScoreAdmin(ReadOnlyAdmin):
         "last_interaction_at",
         "spend",
         "orders",
+        "rfm_segment",
+        "churn_risk",
     ]
-    list_filter = ["activity_segment", "value_segment"]
+    list_filter = ["activity_segment", "value_segment", "rfm_segment"]
     search_fields = ["member__number", "member__user__email"]
     list_select_related = ["member"]
+
+
+@admin.register(ScoringRun)
+class ScoringRunAdmin(ReadOnlyAdmin):
+    list_display = ["scored_at", "task_id", "created_at"]

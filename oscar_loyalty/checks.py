@@ -194,10 +194,29 @@ def policy_errors(values=site_settings):
         "CONFIRM_CHUNK",
         "REMINDER_CHUNK",
         "TIER_REVIEW_CHUNK",
-        "SCORING_CHUNK",
     ):
         positive_whole_number(chunk)
     positive_whole_number("VALUE_WINDOW_MONTHS")
+    positive_whole_number("CHURN_PERIOD_DAYS")
+    weights = values.CHURN_WEIGHTS
+    if (
+        not isinstance(weights, dict)
+        or set(weights) != {"interval", "frequency", "points", "visits"}
+        or not all(
+            isinstance(w, int) and not isinstance(w, bool) and w >= 0
+            for w in weights.values()
+        )
+        or sum(weights.values()) != 100
+    ):
+        errors.append(
+            Error(
+                f"{PREFIX}CHURN_WEIGHTS must give the signals interval, frequency, "
+                f"points and visits whole-number weights adding up to 100, such as "
+                f"{{'interval': 40, 'frequency': 25, 'points': 15, 'visits': 20}}, "
+                f"not {weights!r}.",
+                id="oscar_loyalty.E012",
+            )
+        )
     if values.SETTINGS_CACHE_SECONDS is not None:
         positive_whole_number("SETTINGS_CACHE_SECONDS")
     bounds = values.ACTIVITY_DAYS

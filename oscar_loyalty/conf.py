@@ -111,7 +111,14 @@ DEFAULTS = {
     # ... and value by spend over this many months (top 20 %, middle 60 %,
     # bottom 20 % of the members who spent anything).
     "VALUE_WINDOW_MONTHS": 12,
-    "SCORING_CHUNK": 50_000,
+    # Churn risk (0-100, oscar_loyalty.scoring): recent orders and redemptions
+    # are compared over two periods of this many days (the last and the one
+    # before) ...
+    "CHURN_PERIOD_DAYS": 90,
+    # ... and the four signals weigh this much (whole numbers adding up to 100):
+    # the purchase interval stretching against the member's own average,
+    # falling order frequency, falling points use, and days without a visit.
+    "CHURN_WEIGHTS": {"interval": 40, "frequency": 25, "points": 15, "visits": 20},
     # Seconds a process may rely on the cached programme settings changed in the
     # dashboard (a cache per process, such as the default local-memory one, does
     # not hear of another process's change; a shared one is told at once).

@@ -81,8 +81,6 @@ def record(member, answers, *, source, actor=None, now=None):
             from .scoring import forget
 
             forget(Member.objects.filter(pk=member.pk))
-            member.activity_segment = member.value_segment = ""
-            member.scored_at = None
         rows = ConsentChange.objects.bulk_create(
             ConsentChange(
                 member_id=member.pk,

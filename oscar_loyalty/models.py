@@ -5,7 +5,10 @@ strings (``"order.Order"``) so shops that forked Oscar's apps keep working, and
 ledger foreign keys use ``PROTECT``: history is never deleted with what it refers to.
 """
 
+from decimal import Decimal
+
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
@@ -15,6 +18,20 @@ from oscar.core.loading import get_model
 
 Benefit = get_model("offer", "Benefit")
 Condition = get_model("offer", "Condition")
+
+
+#: Named RFM segments (oscar_loyalty.scoring documents the mapping).
+RFM_SEGMENTS = [
+    ("champions", _("Champions")),
+    ("loyal", _("Loyal")),
+    ("potential", _("Potential loyalists")),
+    ("new", _("New customers")),
+    ("at_risk", _("At risk")),
+    ("cant_lose", _("Can't lose them")),
+    ("hibernating", _("Hibernating")),
+    ("lost", _("Lost")),
+    ("none", _("No confirmed orders")),
+]
 
 
 class Member(models.Model):
@@ -114,33 +131,14 @@ class Member(models.Model):
     consent_profiling = models.BooleanField(
         _("offers tailored to my orders (profiling)"), default=False, db_default=False
     )
-    # Segments of the last scoring run (oscar_loyalty.scoring), only for members
-    # who agreed to profiling; empty otherwise. Each run is also kept (MemberScore).
-    activity_segment = models.CharField(
-        _("activity"),
-        max_length=12,
-        blank=True,
-        db_default="",
-        choices=[
-            ("active", _("Active")),
-            ("cooling", _("Cooling")),
-            ("at_risk", _("At risk")),
-            ("dormant", _("Dormant")),
-        ],
+    # Extra points for a while (a win-back offer): every line earns this many
+    # times its points on top of the rule's and the tier's multipliers.
+    points_boost = models.DecimalField(
+        _("points boost"), max_digits=5, decimal_places=2, null=True, blank=True
     )
-    value_segment = models.CharField(
-        _("value"),
-        max_length=8,
-        blank=True,
-        db_default="",
-        choices=[
-            ("top", _("Top 20 %")),
-            ("middle", _("Middle 60 %")),
-            ("bottom", _("Bottom 20 %")),
-            ("none", _("No purchases")),
-        ],
+    points_boost_until = models.DateTimeField(
+        _("points boost until"), null=True, blank=True
     )
-    scored_at = models.DateTimeField(_("segments as of"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("member")
@@ -203,6 +201,20 @@ class Member(models.Model):
     def spendable(self):
         """Points the member can apply now: available less what baskets hold."""
         return self.available - self.held
+
+    def points_multiplier(self, at=None):
+        """The member's own multiplier at ``at`` (now): their tier's times any
+        points boost in force."""
+        tier = Decimal(str(self.tier.points_multiplier)) if self.tier else Decimal(1)
+        return tier * self.boost_at(at)
+
+    def boost_at(self, at=None):
+        """The points boost in force at ``at`` (now): 1 when there is none."""
+        at = at or timezone.now()
+        until = self.points_boost_until
+        if self.points_boost and until and at < until:
+            return self.points_boost
+        return Decimal(1)
 
 
 class Lot(models.Model):
@@ -754,8 +766,12 @@ class OrderActivity(models.Model):
         verbose_name = _("order activity")
         verbose_name_plural = _("order activity")
         indexes = [
+            # Covering (on PostgreSQL): scoring and tier reviews sum a member's
+            # orders from the index alone.
             models.Index(
-                fields=["member", "placed_at"], name="loyalty_activity_member"
+                fields=["member", "placed_at"],
+                name="loyalty_activity_member",
+                include=["spend", "refunded", "confirmed_at", "cancelled_at"],
             ),
         ]
         constraints = [
@@ -1675,6 +1691,7 @@ class ExportRecord(models.Model):
         LEDGER = "ledger", _("Points ledger")
         COUPONS = "coupons", _("Issued coupons")
         CAMPAIGN = "campaign", _("Campaign results")
+        WINBACK = "winback", _("Win-back picks")
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV"
@@ -1860,44 +1877,241 @@ class ProgrammeSetting(models.Model):
         return self.name
 
 
+ACTIVITY_SEGMENTS = [
+    ("active", _("Active")),
+    ("cooling", _("Cooling")),
+    ("at_risk", _("At risk")),
+    ("dormant", _("Dormant")),
+]
+VALUE_SEGMENTS = [
+    ("top", _("Top 20 %")),
+    ("middle", _("Middle 60 %")),
+    ("bottom", _("Bottom 20 %")),
+    ("none", _("No purchases")),
+]
+
+
 class MemberScore(models.Model):
-    """A member's segments as one scoring run found them: the history behind
-    trends and "segment as of a date". Only members who agreed to profiling are
-    scored; withdrawing that consent deletes their rows."""
+    """A member's segments and scores as one scoring run found them.
+
+    The rows of the newest :class:`ScoringRun` are the members' current
+    segments; older runs are the history behind trends and "segment as of a
+    date". Only members who agreed to profiling are scored; withdrawing that
+    consent deletes their rows. Written by :mod:`oscar_loyalty.scoring` only,
+    a whole run in one statement.
+    """
 
     member = models.ForeignKey(
         Member,
         on_delete=models.CASCADE,
         related_name="scores",
         verbose_name=_("member"),
+        # A run writes a row per scored member: no per-row foreign-key check
+        # (members are never deleted, only anonymised) and no index of its own
+        # (see Meta).
+        db_constraint=False,
+        db_index=False,
     )
     scored_at = models.DateTimeField(_("run"))
     activity_segment = models.CharField(
-        _("activity"),
-        max_length=12,
-        choices=Member._meta.get_field("activity_segment").choices,
+        _("activity"), max_length=12, choices=ACTIVITY_SEGMENTS
     )
-    value_segment = models.CharField(
-        _("value"),
-        max_length=8,
-        choices=Member._meta.get_field("value_segment").choices,
-    )
+    value_segment = models.CharField(_("value"), max_length=8, choices=VALUE_SEGMENTS)
     last_interaction_at = models.DateTimeField(_("last interaction"))
     spend = models.DecimalField(
         _("spend in the value window"), max_digits=14, decimal_places=2
     )
     orders = models.PositiveIntegerField(_("orders in the value window"))
+    recency_score = models.PositiveSmallIntegerField(_("recency (1-5)"), null=True)
+    frequency_score = models.PositiveSmallIntegerField(_("frequency (1-5)"), null=True)
+    monetary_score = models.PositiveSmallIntegerField(_("monetary (1-5)"), null=True)
+    rfm_segment = models.CharField(
+        _("RFM segment"), max_length=12, db_default="", choices=RFM_SEGMENTS
+    )
+    churn_risk = models.PositiveSmallIntegerField(_("churn risk"), null=True)
 
     class Meta:
         verbose_name = _("member score")
         verbose_name_plural = _("member scores")
         ordering = ["-scored_at", "member_id"]
+        # One index: a run's rows are written in member order at its end (cheap
+        # to keep); a member's rows are looked up run by run (few runs).
         constraints = [
             models.UniqueConstraint(
-                fields=["member", "scored_at"], name="loyalty_score_member_run"
+                fields=["scored_at", "member"], name="loyalty_score_run_member"
             )
         ]
-        indexes = [models.Index(fields=["scored_at"], name="loyalty_score_run")]
 
     def __str__(self):
         return f"{self.member_id} @ {self.scored_at:%Y-%m-%d}"
+
+
+class ScoringRun(models.Model):
+    """One nightly (or on-demand) scoring run, written with its rows in one
+    transaction: the newest is the members' current segments. ``summary``
+    keeps its members per segment for the trend charts."""
+
+    scored_at = models.DateTimeField(_("run"), unique=True)
+    task_id = models.CharField(
+        _("task"), max_length=255, null=True, blank=True, unique=True, editable=False
+    )
+    members = models.PositiveIntegerField(_("members scored"), default=0)
+    summary = models.JSONField(
+        _("summary"),
+        default=dict,
+        encoder=DjangoJSONEncoder,
+        help_text=_("Members per segment, and per tenth of churn risk."),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("scoring run")
+        verbose_name_plural = _("scoring runs")
+        ordering = ["-scored_at"]
+
+    def __str__(self):
+        return f"{self.scored_at:%Y-%m-%d %H:%M}"
+
+
+class WinBackRule(models.Model):
+    """What the shop does for a member whose churn risk reaches ``threshold``:
+    a coupon, extra points for some days, or tier protection, at most once per
+    member every ``period_days``. ``holdout_percent`` of the members picked get
+    nothing (a control group), so the report can tell what the action changed.
+    """
+
+    class Action(models.TextChoices):
+        COUPON = "coupon", _("Send a win-back coupon")
+        POINTS = "points", _("Extra points for some days")
+        PROTECT = "protect", _("Protect their tier for some days")
+
+    name = models.CharField(_("name"), max_length=100)
+    is_active = models.BooleanField(_("active"), default=True)
+    threshold = models.PositiveSmallIntegerField(
+        _("churn risk at least"),
+        default=70,
+        help_text=_("Members whose churn risk (0-100) reaches this are picked."),
+    )
+    action = models.CharField(_("action"), max_length=8, choices=Action.choices)
+    coupon_design = models.ForeignKey(
+        CouponDesign,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("coupon"),
+        help_text=_("For a coupon: a coupon design for win-back."),
+    )
+    multiplier = models.DecimalField(
+        _("points multiplier"),
+        max_digits=5,
+        decimal_places=2,
+        default=2,
+        help_text=_("For extra points: 2 is double points."),
+    )
+    days = models.PositiveSmallIntegerField(
+        _("days"),
+        default=14,
+        help_text=_("How long extra points or tier protection last."),
+    )
+    period_days = models.PositiveSmallIntegerField(
+        _("at most once every (days)"),
+        default=180,
+        help_text=_("A member is picked by this rule at most once in this many days."),
+    )
+    holdout_percent = models.PositiveSmallIntegerField(
+        _("control group (%)"),
+        default=10,
+        help_text=_(
+            "This share of the members picked get nothing, to compare how many "
+            "come back without the offer (0: everyone gets it)."
+        ),
+    )
+    priority = models.PositiveSmallIntegerField(
+        _("priority"),
+        default=0,
+        help_text=_(
+            "A member picked by several rules on one night gets the "
+            "highest priority's (then the highest threshold's)."
+        ),
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now)
+
+    class Meta:
+        verbose_name = _("win-back rule")
+        verbose_name_plural = _("win-back rules")
+        ordering = ["-priority", "-threshold", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(threshold__gte=1) & Q(threshold__lte=100),
+                name="loyalty_winback_threshold_1_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(multiplier__gt=1), name="loyalty_winback_multiplier_gt_1"
+            ),
+            models.CheckConstraint(
+                condition=Q(days__gte=1) & Q(period_days__gte=1),
+                name="loyalty_winback_days_gte_1",
+            ),
+            models.CheckConstraint(
+                condition=Q(holdout_percent__lte=50),
+                name="loyalty_winback_holdout_lte_50",
+            ),
+            models.CheckConstraint(
+                condition=~Q(action="coupon") | Q(coupon_design__isnull=False),
+                name="loyalty_winback_coupon_has_design",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
+class WinBack(models.Model):
+    """A member picked by a win-back rule on a scoring run, and what they got
+    (nothing when ``held_out``: the control group). Whether and when they came
+    back is read from their orders after ``started_at``."""
+
+    rule = models.ForeignKey(
+        WinBackRule,
+        on_delete=models.CASCADE,
+        related_name="winbacks",
+        verbose_name=_("rule"),
+    )
+    member = models.ForeignKey(
+        Member,
+        on_delete=models.CASCADE,
+        related_name="winbacks",
+        verbose_name=_("member"),
+    )
+    started_at = models.DateTimeField(_("started"))
+    churn_risk = models.PositiveSmallIntegerField(_("churn risk"))
+    action = models.CharField(
+        _("action"), max_length=8, choices=WinBackRule.Action.choices
+    )
+    held_out = models.BooleanField(_("control group"), default=False)
+    until = models.DateTimeField(_("until"), null=True, blank=True)
+    coupon = models.ForeignKey(
+        "oscar_loyalty.MemberCoupon",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("coupon"),
+    )
+
+    class Meta:
+        verbose_name = _("win-back")
+        verbose_name_plural = _("win-backs")
+        ordering = ["-started_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["member", "started_at"], name="loyalty_winback_one_per_run"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["rule", "started_at"], name="loyalty_winback_rule"),
+        ]
+
+    def __str__(self):
+        return f"{self.rule}: {self.member}"

@@ -109,6 +109,7 @@ EVENTS = {
     "coupon_issued": "LOYALTY_COUPON_ISSUED",
     "birthday": "LOYALTY_BIRTHDAY",
     "reward_redeemed": "LOYALTY_REWARD_REDEEMED",
+    "winback": "LOYALTY_WINBACK",
 }
 
 

@@ -319,18 +319,27 @@ def price_basis(price, *, includes_tax=None):
 
 
 def user_tier(user_id):
-    """(rank, points multiplier) of the user's tier: (None, 1) for guests and
-    members without a tier. One query."""
+    """(rank, points multiplier) of the user's member: their tier's rank (None
+    without a tier) and multiplier times any points boost in force; (None, 1)
+    for guests and users who are not members. One query."""
     found = None
     if user_id is not None:
         found = (
-            Member.objects.filter(user_id=user_id, tier__isnull=False)
-            .values_list("tier__rank", "tier__points_multiplier")
+            Member.objects.filter(user_id=user_id)
+            .values_list(
+                "tier__rank",
+                "tier__points_multiplier",
+                "points_boost",
+                "points_boost_until",
+            )
             .first()
         )
     if found is None:
         return None, Decimal(1)
-    return found[0], Decimal(found[1])
+    rank, multiplier, boost, until = found
+    member = Member(points_boost=boost, points_boost_until=until)
+    tier = Decimal(str(multiplier)) if multiplier is not None else Decimal(1)
+    return rank, tier * member.boost_at()
 
 
 def basket_member(basket):
@@ -358,9 +367,9 @@ def shopper_member(user, basket=None):
 def basket_tier(basket):
     """:func:`user_tier` of the basket's owner, from :func:`basket_member`."""
     member = basket_member(basket)
-    if member is None or member.tier is None:
+    if member is None:
         return None, Decimal(1)
-    return member.tier.rank, Decimal(member.tier.points_multiplier)
+    return (member.tier.rank if member.tier else None), member.points_multiplier()
 
 
 def tier_multiplier(user_id):

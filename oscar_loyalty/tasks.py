@@ -341,27 +341,15 @@ def forget_import_files():
     return forget_old_files()
 
 
-@shared_task(name="oscar_loyalty.score_members", **RUN_AGAIN_IF_LOST)
-def score_members(now=None):
-    """The nightly scoring run: the value thresholds once for all members, then
-    one task per range of member ids; returns the chunks."""
-    from . import scoring
+@shared_task(name="oscar_loyalty.score_members", bind=True, **RUN_AGAIN_IF_LOST)
+def score_members(self, now=None):
+    """The nightly scoring run (one transaction: the ranking needs every member
+    at once), then the win-backs it starts; returns how many members were
+    scored. A retried task finds the run it wrote and scores nothing twice, and
+    picks no one twice."""
+    from . import scoring, winback
 
     now = parse_datetime(now) if now else timezone.now()
-    thresholds = scoring.value_thresholds(now).as_list()
-    ranges = id_ranges(Member.objects.all(), "id", loyalty_settings.SCORING_CHUNK)
-    for start, end in ranges:
-        score_members_chunk.delay(start, end, now.isoformat(), thresholds)
-    return len(ranges)
-
-
-@shared_task(name="oscar_loyalty.score_members_chunk", **RUN_AGAIN_IF_LOST)
-def score_members_chunk(start_id, end_id, now, thresholds):
-    from . import scoring
-
-    return scoring.score_range(
-        now=parse_datetime(now),
-        thresholds=scoring.Thresholds.from_list(thresholds),
-        start_id=start_id,
-        end_id=end_id,
-    )
+    run = scoring.run(now, task_id=self.request.id)
+    winback.start(run)
+    return run.members

@@ -94,10 +94,10 @@ def _the_dashboards_settings():
     what every request costs, not the first one's read), kept for the whole run
     (tests/settings.py) rather than a minute. A test that saved some, then
     rolled back, must not leave them to the next test, nor a request that ended
-    in an exception its scope."""
+    in an exception its scope, nor a scoring run its newest run."""
     from django.core.cache import cache
 
-    from oscar_loyalty import conf
+    from oscar_loyalty import conf, scoring
 
     try:
         conf.overrides()
@@ -107,3 +107,6 @@ def _the_dashboards_settings():
     conf.close_scope()
     if cache.get(conf.CACHE_KEY):
         cache.delete(conf.CACHE_KEY)
+    # The newest scoring run, if a test scored (its rows are rolled back).
+    if cache.get(scoring.CURRENT_KEY) is not None:
+        cache.delete(scoring.CURRENT_KEY)

@@ -840,3 +840,66 @@ def test_staff_list_the_dormant_members_and_open_one(page):
     expect(table).not_to_contain_text("lan@example.com")
     page.get_by_role("link", name=members["Jun"].number).click()
     expect(page.locator("#loyalty-member-segments")).to_contain_text("Dormant")
+
+
+def test_the_owner_sets_up_win_back_and_sees_who_was_picked(page):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from oscar_loyalty import consent, scoring, winback
+    from oscar_loyalty.models import Member, OrderActivity
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    now = timezone.now()
+    gone = get_or_create_member(UserFactory(first_name="Hua", email="hua@example.com"))
+    Member.objects.filter(pk=gone.pk).update(joined_at=now - timedelta(days=450))
+    consent.record(gone, {"profiling": True}, source="account")
+    for month in range(12):  # monthly for a year, then nothing for 3 months
+        OrderActivity.objects.create(
+            member=gone,
+            order_number=f"WB-{month}",
+            placed_at=now - timedelta(days=90 + 30 * month),
+            spend=80,
+        )
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=[
+                "view_winbackrule",
+                "add_winbackrule",
+                "change_winbackrule",
+                "view_winback",
+                "view_member",
+            ],
+        )
+    )
+
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-winbackrule-list"), owner)
+    page.get_by_role("link", name="Create win-back rule").click()
+    page.fill("#id_name", "Double points to come back")
+    page.fill("#id_threshold", "60")
+    page.select_option("#id_action", value="points")
+    page.fill("#id_multiplier", "2")
+    page.fill("#id_days", "10")
+    page.fill("#id_holdout_percent", "0")
+    page.locator("#loyalty-winback-rule-form button[type=submit]").click()
+    expect(page.locator(".alert-success")).to_contain_text(
+        "Win-back rule “Double points to come back” created."
+    )
+
+    winback.start(scoring.run(now))  # the nightly run
+
+    page.reload()
+    rule = page.locator(".loyalty-winback-rule")
+    expect(rule).to_contain_text("Double points to come back")
+    expect(rule.locator("td").nth(2)).to_have_text("1")  # picked, got the action
+    rule.get_by_role("link", name="Members picked").click()
+    expect(page.locator("#loyalty-winbacks")).to_contain_text("hua@example.com")
+    expect(page.locator("#loyalty-winbacks")).to_contain_text(
+        "Extra points for some days"
+    )

@@ -211,7 +211,14 @@ def test_the_catalogue_page_lists_the_demo_products(demo, client):
 def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent(demo):
     from oscar_loyalty import consent
     from oscar_loyalty.audit import find_drift
-    from oscar_loyalty.models import ConsentChange, EarnRule, Member, Posting
+    from oscar_loyalty.models import (
+        ConsentChange,
+        EarnRule,
+        Member,
+        MemberScore,
+        Posting,
+        ScoringRun,
+    )
 
     redeemed = Posting.objects.filter(
         kind=Posting.Kind.REDEEM, order_number__startswith="DEMO-MEI-"
@@ -246,8 +253,9 @@ def test_the_demo_shows_points_paid_at_checkout_given_back_and_consent(demo):
     assert Member.objects.get(user__username="mei").language == "zh-hans"
     # Segments only for the shopper who agreed to profiling (Mei).
     assert set(
-        Member.objects.exclude(scored_at=None).values_list("user__username", flat=True)
+        MemberScore.objects.values_list("member__user__username", flat=True)
     ) == {"mei"}
+    assert ScoringRun.objects.exists()
     assert find_drift() == []
     # An old gift expired (Wei), another expires within the reminder window (Mei).
     assert Posting.objects.filter(

@@ -51,8 +51,9 @@ def order(who, spend, days_ago, *, cancelled=False, refunded="0"):
 
 
 def segments(who):
-    who.refresh_from_db()
-    return who.activity_segment, who.value_segment
+    """The member's current activity and value segments ("", "" unscored)."""
+    score = scoring.score_of(who)
+    return (score.activity_segment, score.value_segment) if score else ("", "")
 
 
 @pytest.mark.parametrize(
@@ -123,23 +124,32 @@ def test_only_members_who_agreed_to_profiling_are_scored_and_withdrawing_forgets
     consent.record(agreed, {"profiling": False}, source="account")
 
     # Forgotten at once, not at the next run.
-    agreed.refresh_from_db()
-    assert (agreed.activity_segment, agreed.scored_at) == ("", None)
+    assert segments(agreed) == ("", "")
     assert not MemberScore.objects.filter(member=agreed).exists()
     scoring.score_all(NOW + timedelta(days=1))
 
-    agreed.refresh_from_db()
-    assert (agreed.activity_segment, agreed.scored_at) == ("", None)
+    assert segments(agreed) == ("", "")
     assert not MemberScore.objects.filter(member=agreed).exists()
 
 
-def test_each_run_is_kept_and_a_rerun_of_a_chunk_changes_nothing():
+def test_a_member_whose_account_closed_loses_the_history_at_the_next_run():
+    who = member()
+    order(who, "100", days_ago=3)
+    scoring.score_all(NOW)
+    get_user_model().objects.filter(pk=who.user_id).update(is_active=False)
+
+    scoring.score_all(NOW + timedelta(days=1))
+
+    assert not MemberScore.objects.filter(member=who).exists()
+
+
+def test_each_run_is_kept_and_a_rerun_changes_nothing():
     who = member()
     order(who, "100", days_ago=20)
     scoring.score_all(NOW)
     later = NOW + timedelta(days=40)
-    scoring.score_all(later)
-    scoring.score_all(later)  # a retried task
+    first = scoring.run(later)
+    assert scoring.run(later) == first  # run again at the same moment
 
     history = list(
         MemberScore.objects.filter(member=who)
@@ -150,25 +160,20 @@ def test_each_run_is_kept_and_a_rerun_of_a_chunk_changes_nothing():
         (NOW, "active", Decimal("100.00"), 1),
         (later, "cooling", Decimal("100.00"), 1),
     ]
-    who.refresh_from_db()
-    assert who.scored_at == later
-
-    # An older run finishing late does not overwrite the newer segments.
-    scoring.score_all(NOW)
-    who.refresh_from_db()
-    assert (who.scored_at, who.activity_segment) == (later, "cooling")
+    assert scoring.current_run().scored_at == later
+    assert segments(who) == ("cooling", "top")
+    assert scoring.ScoringRun.objects.get(scored_at=later).summary["activity"] == {
+        "cooling": 1
+    }
 
 
-def test_the_nightly_task_fans_out_by_id_range_with_one_ranking(settings):
-    settings.OSCAR_LOYALTY_SCORING_CHUNK = 2
+def test_the_nightly_task_scores_everyone_once_even_when_retried():
     spenders = [member() for _ in range(5)]
     for rank, who in enumerate(spenders, start=1):
         order(who, str(rank * 10), days_ago=1)
 
-    chunks = tasks.score_members.delay(NOW.isoformat()).get()
+    assert tasks.score_members.delay(NOW.isoformat()).get() == 5
 
-    assert chunks >= 3
-    # Ranked against all members, not within each chunk of two.
     assert [segments(who)[1] for who in spenders] == [
         "bottom",
         "middle",
@@ -212,9 +217,11 @@ def test_staff_find_members_by_segment_and_see_them_on_the_members_page():
     export = client.get(url, {"activity": "active", "format": "csv"})
     content = b"".join(export.streaming_content)
     lines = content.decode("utf-8-sig").splitlines()
-    assert lines[0].endswith("Activity segment,Value segment,Segments as of")
+    assert lines[0].endswith(
+        "Activity segment,Value segment,RFM segment,Churn risk,Segments as of"
+    )
     assert len(lines) == 2 and "active@example.com" in lines[1]
-    assert ",Active,Top 20 %," in lines[1]
+    assert ",Active,Top 20 %,No confirmed orders," in lines[1]
 
 
 def test_a_chunk_of_more_ids_than_sqlite_takes_parameters_is_one_lookup():
@@ -225,3 +232,142 @@ def test_a_chunk_of_more_ids_than_sqlite_takes_parameters_is_one_lookup():
     assert list(
         Member.objects.filter(AnyOf("pk", ids)).values_list("pk", flat=True)
     ) == [who.pk]
+
+
+def history(who, *, every, last_days_ago, orders, spend="100", confirmed=True):
+    """``orders`` orders ``every`` days apart, the last ``last_days_ago`` days ago."""
+    for i in range(orders):
+        made = order(who, spend, days_ago=last_days_ago + i * every)
+        if confirmed:
+            OrderActivity.objects.filter(pk=made.pk).update(confirmed_at=made.placed_at)
+
+
+def rfm(who):
+    score = MemberScore.objects.get(member=who, scored_at=NOW)
+    return (
+        score.recency_score,
+        score.frequency_score,
+        score.monetary_score,
+        score.rfm_segment,
+    )
+
+
+def test_rfm_scores_are_quintiles_and_name_the_segments():
+    champion, newcomer, potential, slipping, big_gone = (member() for _ in range(5))
+    history(champion, every=20, last_days_ago=5, orders=10, spend="100")
+    history(newcomer, every=30, last_days_ago=20, orders=1, spend="50")
+    history(potential, every=30, last_days_ago=60, orders=4, spend="100")
+    history(slipping, every=30, last_days_ago=200, orders=6, spend="100")
+    history(big_gone, every=30, last_days_ago=400, orders=8, spend="100")
+    unconfirmed = member()
+    history(unconfirmed, every=30, last_days_ago=3, orders=2, confirmed=False)
+    never = member()
+
+    scoring.score_all(NOW)
+
+    assert rfm(champion) == (5, 5, 5, "champions")
+    assert rfm(newcomer) == (4, 1, 1, "new")
+    assert rfm(potential) == (3, 2, 2, "potential")
+    assert rfm(slipping) == (2, 3, 3, "at_risk")
+    assert rfm(big_gone) == (1, 4, 4, "cant_lose")
+    # No confirmed order: no scores (and they do not move the quintiles).
+    assert rfm(unconfirmed) == (None, None, None, "none")
+    assert rfm(never) == (None, None, None, "none")
+    summary = scoring.ScoringRun.objects.get(scored_at=NOW).summary
+    assert summary["rfm"] == {
+        "champions": 1,
+        "new": 1,
+        "potential": 1,
+        "at_risk": 1,
+        "cant_lose": 1,
+        "none": 2,
+    }
+
+
+def test_rfm_lower_rows_of_the_grid():
+    members = [member() for _ in range(5)]
+    for rank, who in enumerate(members):  # 5 orders 5 days ago … 1 order 400 ago
+        history(
+            who,
+            every=10,
+            last_days_ago=[5, 50, 100, 200, 400][rank],
+            orders=5 - rank,
+            spend="100",
+        )
+
+    scoring.score_all(NOW)
+
+    segments_found = [rfm(who)[3] for who in members]
+    assert segments_found == ["champions", "champions", "loyal", "hibernating", "lost"]
+
+
+def test_members_with_the_same_history_share_their_scores():
+    members = [member() for _ in range(6)]
+    for who, days_ago, orders in zip(
+        members, [5, 50, 100, 100, 200, 400], [5, 4, 3, 3, 2, 1], strict=True
+    ):
+        history(who, every=10, last_days_ago=days_ago, orders=orders)
+
+    scoring.score_all(NOW)
+
+    assert rfm(members[2]) == rfm(members[3])
+    # The tie sits on two boundaries (the 3rd and 4th of 6 values): both twins
+    # score as the lower side of it.
+    assert [rfm(who)[0] for who in members] == [5, 4, 2, 2, 1, 1]
+
+
+def churn(who, now=NOW):
+    return MemberScore.objects.get(member=who, scored_at=now).churn_risk
+
+
+def redeem(who, days_ago):
+    from oscar_loyalty.models import Posting
+
+    Posting.objects.create(
+        key=f"redeem:test:{next(numbers)}",
+        kind=Posting.Kind.REDEEM,
+        member=who,
+        created_at=NOW - timedelta(days=days_ago),
+    )
+
+
+def test_churn_risk_on_constructed_histories():
+    steady = member(joined_days=400)
+    history(steady, every=30, last_days_ago=10, orders=12)
+    lapsed = member(joined_days=450)  # monthly for a year, then 3 months of nothing
+    history(lapsed, every=30, last_days_ago=90, orders=12)
+    redeeming_less = member(joined_days=400)
+    history(redeeming_less, every=30, last_days_ago=10, orders=12)
+    for days_ago in (100, 120, 140, 160):
+        redeem(redeeming_less, days_ago)
+    redeem(redeeming_less, 20)
+    never_bought = member(joined_days=200)
+    slowing = member(joined_days=400)  # 6 orders before the last 90 days, 2 in them
+    for days_ago in (95, 110, 125, 140, 155, 170, 30, 60):
+        order(slowing, "40", days_ago=days_ago)
+
+    scoring.score_all(NOW)
+
+    # On schedule: 10 of 180 days away, × 20 = 1.1.
+    assert churn(steady) == 1
+    # 3 × the usual gap (40) + no orders where there were 3 (25) + 90 days
+    # away (10).
+    assert churn(lapsed) == 75
+    # As steady, plus 1 redemption where there were 4: 15 × 0.75 = 11.25.
+    assert churn(redeeming_less) == 12
+    # 200 days since joining against 90 (40 × 0.61) + over 180 days away (20).
+    assert churn(never_bought) == 44
+    # 30 days since the last order against a usual 20 (140 days over 7 gaps):
+    # 40 × 0.25 = 10; 2 orders where there were 6: 25 × 2/3 = 16.7; 30 days
+    # away: 20 × 1/6 = 3.3.
+    assert churn(slowing) == 30
+    assert scoring.score_of(steady).churn_risk == 1
+
+
+def test_a_retried_task_finds_its_run():
+    member()
+    first = scoring.run(NOW, task_id="nightly-1")
+    again = scoring.run(NOW + timedelta(minutes=5), task_id="nightly-1")
+    assert again.pk == first.pk
+    assert scoring.ScoringRun.objects.count() == 1
+    assert MemberScore.objects.count() == 1

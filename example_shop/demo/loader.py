@@ -56,13 +56,15 @@ def score_members(report):
     from django.utils import timezone
 
     from oscar_loyalty import scoring
-    from oscar_loyalty.models import Member
+    from oscar_loyalty.models import ScoringRun
 
     report.start("Member segments")
-    if Member.objects.filter(scored_at__isnull=False).exists():
+    if ScoringRun.objects.exists():
         report.reused("scoring runs")  # the nightly job scores them again
     else:
-        scoring.score_all(timezone.now())
+        from oscar_loyalty import winback
+
+        winback.start(scoring.run(timezone.now()))
         report.created("scoring runs")
     report.finish_section()
 

@@ -10,6 +10,8 @@ campaigns and action rewards, as an owner would set them up in the dashboard.
   (next week);
 * action rewards: sign-up, daily check-in, approved reviews, birthday, profile
   completion and both sides of a referral;
+* win-back: members whose churn risk reaches 70 get the win-back coupon (10 %
+  control group);
 * Mei's birthday is today (she has her birthday treat), Wei has a welcome gift,
   and Li, who has not ordered for a while, a win-back coupon from staff;
 * programme settings: the owner changed the expiry reminders to 30 and 7 days
@@ -33,6 +35,7 @@ from oscar_loyalty.models import (
     MemberCoupon,
     Reward,
     Tier,
+    WinBackRule,
 )
 from oscar_loyalty.services import coupons
 from oscar_loyalty.services.ledger import Actor
@@ -85,6 +88,7 @@ def load_programme(report):
     _rewards(report, designs)
     _campaigns(report, designs)
     _actions(report)
+    _winback(report, designs)
     _coupons(report, designs)
     _settings(report)
     report.finish_section()
@@ -218,6 +222,26 @@ def _actions(report):
             report.created("action rewards", action)
         else:
             report.reused("action rewards", action)
+
+
+def _winback(report, designs):
+    """The owner's win-back rule: members whose churn risk reaches 70 get the
+    "We miss you" coupon after the nightly scoring, once in 180 days, with a
+    10 % control group (Loyalty → Win-back shows how many came back)."""
+    _rule, created = WinBackRule.objects.get_or_create(
+        name="We miss you",
+        defaults={
+            "threshold": 70,
+            "action": WinBackRule.Action.COUPON,
+            "coupon_design": designs["We miss you"],
+            "period_days": 180,
+            "holdout_percent": 10,
+        },
+    )
+    if created:
+        report.created("win-back rules", "We miss you")
+    else:
+        report.reused("win-back rules", "We miss you")
 
 
 def _coupons(report, designs):

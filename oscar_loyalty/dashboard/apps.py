@@ -78,6 +78,13 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
             ["is_staff", "oscar_loyalty.view_actionrule"],
             ["is_staff", "oscar_loyalty.change_actionrule"],
         ),
+        "loyalty-winbackrule-list": (
+            ["is_staff", "oscar_loyalty.view_winbackrule"],
+            ["is_staff", "oscar_loyalty.change_winbackrule"],
+        ),
+        "loyalty-winbackrule-create": ["is_staff", "oscar_loyalty.add_winbackrule"],
+        "loyalty-winbackrule-update": ["is_staff", "oscar_loyalty.change_winbackrule"],
+        "loyalty-winback-list": MEMBER_VIEWERS + ["oscar_loyalty.view_winback"],
         "loyalty-actionrule-create": ["is_staff", "oscar_loyalty.add_actionrule"],
         "loyalty-actionrule-update": ["is_staff", "oscar_loyalty.change_actionrule"],
         "loyalty-referral-list": ["is_staff", "oscar_loyalty.view_referral"],
@@ -123,6 +130,10 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.actionrule_list_view = views.ActionRuleListView
         self.actionrule_create_view = views.ActionRuleCreateView
         self.actionrule_update_view = views.ActionRuleUpdateView
+        self.winbackrule_list_view = views.WinBackRuleListView
+        self.winbackrule_create_view = views.WinBackRuleCreateView
+        self.winbackrule_update_view = views.WinBackRuleUpdateView
+        self.winback_list_view = views.WinBackListView
         self.referral_list_view = views.ReferralListView
         self.audit_log_view = views.AuditLogView
         self.ledger_view = views.LedgerView
@@ -260,6 +271,26 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
                 "action-rewards/<int:pk>/",
                 self.actionrule_update_view.as_view(),
                 name="loyalty-actionrule-update",
+            ),
+            path(
+                "win-back/",
+                self.winbackrule_list_view.as_view(),
+                name="loyalty-winbackrule-list",
+            ),
+            path(
+                "win-back/new/",
+                self.winbackrule_create_view.as_view(),
+                name="loyalty-winbackrule-create",
+            ),
+            path(
+                "win-back/<int:pk>/",
+                self.winbackrule_update_view.as_view(),
+                name="loyalty-winbackrule-update",
+            ),
+            path(
+                "win-back/<int:pk>/members/",
+                self.winback_list_view.as_view(),
+                name="loyalty-winback-list",
             ),
             path(
                 "referrals/",

@@ -20,20 +20,24 @@ from oscar.core.loading import get_class, get_model
 from oscar.forms import widgets
 from oscar.templatetags.currency_filters import currency
 
+from .. import scoring
 from ..conf import loyalty_settings
 from ..consent import Purpose, consenting
 from ..exceptions import CouponReasonRequired, TierReasonRequired
 from ..models import (
+    ACTIVITY_SEGMENTS,
+    RFM_SEGMENTS,
+    VALUE_SEGMENTS,
     ActionRule,
     Campaign,
     CampaignStep,
     CouponDesign,
     EarnRule,
-    Member,
     Posting,
     Referral,
     Reward,
     Tier,
+    WinBackRule,
 )
 
 Range = get_model("offer", "Range")
@@ -73,15 +77,26 @@ class MemberSearchForm(forms.Form):
     )
     activity = forms.ChoiceField(
         label=_("Activity segment"),
-        choices=[("", _("Any activity"))]
-        + list(Member._meta.get_field("activity_segment").choices),
+        choices=[("", _("Any activity"))] + list(ACTIVITY_SEGMENTS),
         required=False,
     )
     value = forms.ChoiceField(
         label=_("Value segment"),
-        choices=[("", _("Any value"))]
-        + list(Member._meta.get_field("value_segment").choices),
+        choices=[("", _("Any value"))] + list(VALUE_SEGMENTS),
         required=False,
+    )
+
+    rfm = forms.ChoiceField(
+        label=_("RFM segment"),
+        choices=[("", _("Any RFM segment"))] + list(RFM_SEGMENTS),
+        required=False,
+    )
+    churn_risk = forms.IntegerField(
+        label=_("Churn risk at least"),
+        min_value=0,
+        max_value=100,
+        required=False,
+        help_text=_("0 to 100"),
     )
 
     def filter(self, queryset):
@@ -99,11 +114,20 @@ class MemberSearchForm(forms.Form):
             queryset = queryset.filter(tier=self.cleaned_data["tier"])
         if self.cleaned_data["consent"]:
             queryset = consenting(self.cleaned_data["consent"], queryset)
-        # Segments of the last scoring run (members who agreed to profiling).
-        if self.cleaned_data["activity"]:
-            queryset = queryset.filter(activity_segment=self.cleaned_data["activity"])
-        if self.cleaned_data["value"]:
-            queryset = queryset.filter(value_segment=self.cleaned_data["value"])
+        # Segments of the newest scoring run (members who agreed to profiling).
+        wanted = {
+            field: self.cleaned_data[name]
+            for name, field in (
+                ("activity", "activity_segment"),
+                ("value", "value_segment"),
+                ("rfm", "rfm_segment"),
+            )
+            if self.cleaned_data[name]
+        }
+        if self.cleaned_data["churn_risk"] is not None:
+            wanted["churn_risk__gte"] = self.cleaned_data["churn_risk"]
+        if wanted:
+            queryset = scoring.in_segments(queryset, **wanted)
         query = self.cleaned_data["q"]
         digits = phone_digits(query)
         if len(digits) >= 4:
@@ -1381,3 +1405,90 @@ class LedgerSearchForm(DateRangeForm):
             postings = postings.filter(kind=data["kind"])
         postings = self.filter_days(postings, "created_at")
         return postings
+
+
+class WinBackRuleForm(forms.ModelForm):
+    """What the shop does for members whose churn risk reaches a threshold."""
+
+    class Meta:
+        model = WinBackRule
+        fields = [
+            "name",
+            "threshold",
+            "action",
+            "coupon_design",
+            "multiplier",
+            "days",
+            "period_days",
+            "holdout_percent",
+            "priority",
+            "is_active",
+        ]
+        error_messages = {
+            "threshold": {
+                "required": _("Enter the churn risk (1 to 100) that picks a member."),
+                "invalid": _("Enter a whole number from 1 to 100."),
+            },
+            "multiplier": {"invalid": _("Enter a number such as 2 or 1.5.")},
+            "days": {"invalid": _("Enter a whole number of days.")},
+            "period_days": {"invalid": _("Enter a whole number of days.")},
+            "holdout_percent": {"invalid": _("Enter a whole number from 0 to 50.")},
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        designs = CouponDesign.objects.filter(
+            purpose=CouponDesign.Purpose.WINBACK
+        ).order_by("-is_active", "name")
+        self.fields["coupon_design"].queryset = designs
+        self.fields["coupon_design"].help_text = _(
+            "For a coupon: a coupon design whose purpose is win-back."
+        )
+
+    def clean_threshold(self):
+        threshold = self.cleaned_data["threshold"]
+        if threshold is not None and not 1 <= threshold <= 100:
+            raise forms.ValidationError(
+                _("Enter a whole number from 1 to 100."), code="out_of_range"
+            )
+        return threshold
+
+    def clean_holdout_percent(self):
+        share = self.cleaned_data["holdout_percent"]
+        if share is not None and share > 50:
+            raise forms.ValidationError(
+                _("At most half of the members picked can be the control group."),
+                code="too_large",
+            )
+        return share
+
+    def clean_days(self):
+        return self._at_least_one("days")
+
+    def clean_period_days(self):
+        return self._at_least_one("period_days")
+
+    def _at_least_one(self, name):
+        value = self.cleaned_data[name]
+        if value is not None and value < 1:
+            raise forms.ValidationError(_("Enter at least 1 day."), code="too_small")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        action = cleaned.get("action")
+        if action == WinBackRule.Action.COUPON and not cleaned.get("coupon_design"):
+            self.add_error(
+                "coupon_design", _("Choose the coupon to send, or another action.")
+            )
+        multiplier = cleaned.get("multiplier")
+        if action == WinBackRule.Action.POINTS and multiplier is not None:
+            if multiplier <= 1:
+                self.add_error(
+                    "multiplier",
+                    _("Extra points need a multiplier above 1, such as 2."),
+                )
+        if multiplier is not None and multiplier <= 1:
+            # Kept valid for the other actions (the database requires it).
+            cleaned["multiplier"] = Decimal(2)
+        return cleaned

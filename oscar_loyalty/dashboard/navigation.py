@@ -62,6 +62,10 @@ LOYALTY_DASHBOARD_NAVIGATION = {
             "url_name": "loyalty_dashboard:loyalty-actionrule-list",
         },
         {
+            "label": _("Win-back"),
+            "url_name": "loyalty_dashboard:loyalty-winbackrule-list",
+        },
+        {
             "label": _("Referrals"),
             "url_name": "loyalty_dashboard:loyalty-referral-list",
         },

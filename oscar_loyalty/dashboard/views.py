@@ -58,7 +58,7 @@ from django.views.generic import (
 from oscar.core.loading import get_model
 from oscar.templatetags.currency_filters import currency
 
-from .. import consent, exports, tasks
+from .. import consent, exports, scoring, tasks, winback
 from ..campaigns import report as campaign_report
 from ..checks import TAG
 from ..conf import loyalty_settings
@@ -88,6 +88,8 @@ from ..models import (
     RewardRedemption,
     Tier,
     TierChange,
+    WinBack,
+    WinBackRule,
 )
 from ..redemption import points_offer
 from ..services import coupons, ledger, tiers
@@ -111,6 +113,7 @@ from .forms import (
     RewardForm,
     SetTierForm,
     TierForm,
+    WinBackRuleForm,
     threshold_label,
 )
 from .programme import SETTING_LABELS
@@ -321,12 +324,25 @@ class MemberListView(ExportMixin, ListView):
             *(purpose.label for purpose in consent.Purpose),
             _("Activity segment"),
             _("Value segment"),
+            _("RFM segment"),
+            _("Churn risk"),
             _("Segments as of"),
         ]
 
     def export_rows(self, members):
+        batch = []
         for member in members.iterator(chunk_size=2000):
+            batch.append(member)
+            if len(batch) == 2000:
+                yield from self.export_batch(batch)
+                batch = []
+        yield from self.export_batch(batch)
+
+    def export_batch(self, members):
+        """Rows for a batch of members, with their current segments (one query)."""
+        for member in scoring.attach_scores(members):
             user = member.user
+            score = member.score
             yield [
                 member.number,
                 user.email,
@@ -344,9 +360,17 @@ class MemberListView(ExportMixin, ListView):
                     _("Yes") if consent.has_consent(member, purpose) else _("No")
                     for purpose in consent.Purpose
                 ),
-                member.get_activity_segment_display() if member.scored_at else "",
-                member.get_value_segment_display() if member.scored_at else "",
-                member.scored_at,
+                *(
+                    (
+                        score.get_activity_segment_display(),
+                        score.get_value_segment_display(),
+                        score.get_rfm_segment_display(),
+                        score.churn_risk,
+                        score.scored_at,
+                    )
+                    if score
+                    else ("", "", "", "", "")
+                ),
             ]
 
     def get_queryset(self):
@@ -356,6 +380,9 @@ class MemberListView(ExportMixin, ListView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        context["members"] = context["object_list"] = scoring.attach_scores(
+            list(context["members"])
+        )
         context.update(form=self.form, query=self.form.cleaned_data.get("q", ""))
         return context
 
@@ -550,6 +577,7 @@ class MemberDetailView(DetailView):
             **self.get_order_context(),
             **self.get_note_context(),
             **self.get_consent_context(),
+            score=scoring.score_of(self.object),
             can_record_consent=self.request.user.has_perm(
                 "oscar_loyalty.record_consent"
             ),
@@ -2280,3 +2308,118 @@ def record_label(entry):
         if model
         else entry.content_type.model
     )
+
+
+# Win-back ------------------------------------------------------------------------
+
+
+class WinBackRuleListView(ListView):
+    """Win-back rules with their results: members picked, and how many came back
+    within 30, 60 and 90 days, with the action and without it (the control
+    group). One query for the rules and one for all their results."""
+
+    template_name = "oscar_loyalty/dashboard/winbackrule_list.html"
+    context_object_name = "rules"
+    paginate_by = 50
+
+    def get_queryset(self):
+        return WinBackRule.objects.select_related("coupon_design").order_by(
+            "-is_active", "-priority", "-threshold", "id"
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        rules = list(context["rules"])
+        results = winback.report(rules)
+        for rule in rules:
+            rule.results = results[rule.pk]
+        user = self.request.user
+        context.update(
+            rules=rules,
+            return_days=winback.RETURN_DAYS,
+            newest_run=scoring.current_run(),
+            can_add=user.has_perm("oscar_loyalty.add_winbackrule"),
+            can_change=user.has_perm("oscar_loyalty.change_winbackrule"),
+            can_view_picks=user.has_perm("oscar_loyalty.view_winback")
+            and user.has_perm("oscar_loyalty.view_member"),
+        )
+        return context
+
+
+class WinBackRuleFormMixin(AuditedFormMixin):
+    model = WinBackRule
+    form_class = WinBackRuleForm
+    template_name = "oscar_loyalty/dashboard/winbackrule_form.html"
+    audit_fields = WinBackRuleForm.Meta.fields
+    audit_name = "win-back rule"
+    created_message = gettext_lazy("Win-back rule “%(name)s” created.")
+    saved_message = gettext_lazy("Win-back rule “%(name)s” saved.")
+
+    def get_success_url(self):
+        return reverse("loyalty_dashboard:loyalty-winbackrule-list")
+
+
+class WinBackRuleCreateView(WinBackRuleFormMixin, CreateView):
+    """A new win-back rule; it picks members from the next scoring run on."""
+
+
+class WinBackRuleUpdateView(WinBackRuleFormMixin, UpdateView):
+    """Edit a win-back rule; the admin log records each change, before → after.
+    Members it picked keep what they got."""
+
+    context_object_name = "rule"
+
+
+class WinBackListView(ExportMixin, ListView):
+    """The members a win-back rule picked, newest first: their churn risk, what
+    they got (or the control group), and when they came back. Downloadable.
+    One query for the page (member, customer, coupon by join; the return by a
+    subquery) and one for the count."""
+
+    template_name = "oscar_loyalty/dashboard/winback_list.html"
+    context_object_name = "winbacks"
+    paginate_by = 50
+    export_kind = ExportRecord.Kind.WINBACK
+
+    def dispatch(self, request, *args, **kwargs):
+        self.rule = get_object_or_404(WinBackRule, pk=kwargs["pk"])
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return (
+            WinBack.objects.filter(rule=self.rule)
+            .select_related("member__user", "coupon__voucher")
+            .annotate(returned=winback.returned_at())
+            .order_by("-started_at", "-id")
+        )
+
+    def export_filters(self):
+        return {"rule": self.rule.pk}
+
+    def export_header(self):
+        return [
+            _("Member number"),
+            _("E-mail"),
+            _("Picked"),
+            _("Churn risk"),
+            _("Control group"),
+            _("Coupon code"),
+            _("Came back"),
+        ]
+
+    def export_rows(self, winbacks):
+        for pick in winbacks.iterator(chunk_size=2000):
+            yield [
+                pick.member.number,
+                pick.member.user.email,
+                pick.started_at,
+                pick.churn_risk,
+                _("Yes") if pick.held_out else _("No"),
+                pick.coupon.voucher.code if pick.coupon_id else "",
+                pick.returned or "",
+            ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["rule"] = self.rule
+        return context

@@ -44,13 +44,19 @@ def _template_text(pattern, code):
 
 
 def create_event_types(apps, schema_editor):
+    create(apps, EVENTS)
+
+
+def create(apps, events):
+    """Rows for ``events`` ({code: what}), in every language; later migrations
+    adding an event call this too."""
     CommunicationEventType = apps.get_model("communication", "CommunicationEventType")
     existing = set(
         CommunicationEventType.objects.filter(code__startswith="LOYALTY_").values_list(
             "code", flat=True
         )
     )
-    for code, what in EVENTS.items():
+    for code, what in events.items():
         texts = {
             field: _template_text(pattern, code) for field, pattern in FILES.items()
         }

@@ -69,7 +69,7 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
             order_total=basis_incl if includes_tax else basis_excl,
             includes_tax=includes_tax,
             rules=line_rules,
-            tier_multiplier=member.tier.points_multiplier if member.tier else 1,
+            tier_multiplier=member.points_multiplier(placed),
         )
         earned = earn_lines(
             member=member,
