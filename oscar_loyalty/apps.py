@@ -14,7 +14,11 @@ class OscarLoyaltyConfig(OscarConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
+        from django.db.models.signals import post_migrate
+
         from . import checks, receivers, views  # noqa: F401  (checks, receivers)
+
+        post_migrate.connect(_segment_conditions, sender=self)
 
         self.apply_points_view = views.ApplyPointsView
         self.remove_points_view = views.RemovePointsView
@@ -86,3 +90,17 @@ class OscarLoyaltyConfig(OscarConfig):
             ),
         ]
         return self.post_process_urls(urls)
+
+
+def _segment_conditions(sender, using="default", apps=None, **kwargs):
+    """After ``migrate`` (and a test database flush): the offer conditions for
+    member segments (:mod:`oscar_loyalty.segment_offers`), once the tables
+    they need exist."""
+    try:
+        apps.get_model("oscar_loyalty", "ConditionSegment")
+        apps.get_model("offer", "Condition")
+    except (LookupError, AttributeError):
+        return  # migrated back before them, or no migration state
+    from .segment_offers import ensure_conditions
+
+    ensure_conditions(using)

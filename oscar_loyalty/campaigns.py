@@ -167,6 +167,7 @@ class Info:
     multiplier: Decimal
     ranks: set = field(default_factory=set)
     open_to_all: bool = False
+    segments: set = field(default_factory=set)
     steps: list = field(default_factory=list)
 
 
@@ -184,12 +185,16 @@ def _campaigns(basket):
     # offers Oscar applies ask, so an offer the owner paused never gets here.
     rows = Campaign.objects.filter(
         is_active=True, starts_at__lte=now, ends_at__gt=now, offer__isnull=False
-    ).values_list("pk", "offer_id", "kind", "name", "multiplier", "tiers__rank")
+    ).values_list(
+        "pk", "offer_id", "kind", "name", "multiplier", "segments", "tiers__rank"
+    )
     by_campaign = {}
-    for pk, offer_id, kind, name, multiplier, rank in rows:
+    for pk, offer_id, kind, name, multiplier, segments, rank in rows:
         info = cached.get(offer_id)
         if info is None:
-            info = cached[offer_id] = by_campaign[pk] = Info(pk, kind, name, multiplier)
+            info = cached[offer_id] = by_campaign[pk] = Info(
+                pk, kind, name, multiplier, segments=set(segments or ())
+            )
         if rank is None:
             info.open_to_all = True
         else:
@@ -212,13 +217,16 @@ def campaign_of(offer, basket):
 
 def in_audience(offer, basket):
     """Whether the basket's owner (a signed-in customer) is in the campaign's
-    audience: any member when it names no tier, else a member of one of them."""
+    audience: of one of its tiers (any, when it names none) and in one of its
+    segments (any, when it names none; one query for the owner's segments)."""
+    from .segment_offers import basket_segments
+
     info = campaign_of(offer, basket)
     if info is None or not getattr(basket, "owner_id", None):
         return False
-    if info.open_to_all:
-        return True
-    return rules_lookup.basket_tier(basket)[0] in info.ranks
+    if not info.open_to_all and rules_lookup.basket_tier(basket)[0] not in info.ranks:
+        return False
+    return not info.segments or bool(info.segments & basket_segments(basket))
 
 
 def best_step(steps, value):
@@ -352,6 +360,10 @@ def issue_campaign_coupons(campaign, *, now=None):
     tier_ids = list(campaign.tiers.values_list("pk", flat=True))
     if tier_ids:
         members = members.filter(tier_id__in=tier_ids)
+    if campaign.segments:
+        from .scoring import members_in
+
+        members = members_in(members, campaign.segments)
     issued = coupons.issue_to_members(
         campaign.coupon_design,
         members.values_list("pk", flat=True),

@@ -13,6 +13,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from oscar.core.loading import get_model
 
@@ -31,6 +32,31 @@ RFM_SEGMENTS = [
     ("hibernating", _("Hibernating")),
     ("lost", _("Lost")),
     ("none", _("No confirmed orders")),
+]
+
+ACTIVITY_SEGMENTS = [
+    ("active", _("Active")),
+    ("cooling", _("Cooling")),
+    ("at_risk", _("At risk")),
+    ("dormant", _("Dormant")),
+]
+VALUE_SEGMENTS = [
+    ("top", _("Top 20 %")),
+    ("middle", _("Middle 60 %")),
+    ("bottom", _("Bottom 20 %")),
+    ("none", _("No purchases")),
+]
+
+#: Every segment, as ``dimension:segment`` (campaign audiences, offer conditions).
+SEGMENT_DIMENSIONS = (
+    ("activity", _("Activity"), ACTIVITY_SEGMENTS),
+    ("value", _("Value"), VALUE_SEGMENTS),
+    ("rfm", _("RFM"), RFM_SEGMENTS),
+)
+SEGMENT_CHOICES = [
+    (f"{dimension}:{code}", format_lazy("{}: {}", dimension_label, label))
+    for dimension, dimension_label, choices in SEGMENT_DIMENSIONS
+    for code, label in choices
 ]
 
 
@@ -543,7 +569,7 @@ class PointsRedemptionCondition(Condition):
 
     @property
     def name(self):
-        return _("Points applied to the basket")
+        return str(_("Points applied to the basket"))  # Oscar's offer forms need text
 
     @property
     def description(self):
@@ -573,7 +599,7 @@ class PointsRedemptionBenefit(Benefit):
 
     @property
     def name(self):
-        return _("Money off for points")
+        return str(_("Money off for points"))  # Oscar's offer forms need text
 
     @property
     def description(self):
@@ -840,7 +866,7 @@ class TierCondition(Condition):
 
     @property
     def name(self):
-        return _("Member of a loyalty tier")
+        return str(_("Member of a loyalty tier"))  # Oscar's offer forms need text
 
     @property
     def description(self):
@@ -1139,7 +1165,7 @@ class MemberCouponCondition(GatedValueCondition, Condition):
 
     @property
     def name(self):
-        return _("The coupon's own member")
+        return str(_("The coupon's own member"))  # Oscar's offer forms need text
 
     @property
     def description(self):
@@ -1295,7 +1321,8 @@ class RewardRedemption(models.Model):
 
 
 class Campaign(models.Model):
-    """A time-boxed promotion for an audience (tiers; none chosen: every member).
+    """A time-boxed promotion for an audience: members of its tiers (none
+    chosen: every tier) who are in one of its segments (none chosen: any).
 
     Built on Oscar offers (site offers with a :class:`CampaignCondition`, kept in
     step by :mod:`oscar_loyalty.campaigns` when the campaign is saved):
@@ -1337,6 +1364,15 @@ class Campaign(models.Model):
         related_name="+",
         verbose_name=_("products"),
         help_text=_("An Oscar range, e.g. a category; empty: all products."),
+    )
+    segments = models.JSONField(
+        _("audience segments"),
+        default=list,
+        blank=True,
+        help_text=_(
+            "Only members in one of these segments of the newest scoring run "
+            "(members who agreed to profiling); none chosen: any member."
+        ),
     )
     multiplier = models.DecimalField(
         _("points multiplier"),
@@ -1401,6 +1437,11 @@ class Campaign(models.Model):
 
     def __str__(self):
         return self.name
+
+    @property
+    def segment_labels(self):
+        names = dict(SEGMENT_CHOICES)
+        return [names[code] for code in self.segments if code in names]
 
 
 class CampaignStep(models.Model):
@@ -1476,7 +1517,9 @@ class CampaignCondition(GatedValueCondition, Condition):
 
     @property
     def name(self):
-        return _("A member of the campaign's audience")
+        return str(
+            _("A member of the campaign's audience")
+        )  # Oscar's offer forms need text
 
     @property
     def description(self):
@@ -1500,7 +1543,7 @@ class CampaignBenefit(Benefit):
 
     @property
     def name(self):
-        return _("The campaign's benefit")
+        return str(_("The campaign's benefit"))  # Oscar's offer forms need text
 
     @property
     def description(self):
@@ -1515,6 +1558,66 @@ class CampaignBenefit(Benefit):
         from .campaigns import record_order
 
         return record_order(basket, order, application)
+
+
+class SegmentCondition(GatedValueCondition, Condition):
+    """ "Member in segment X": satisfied for a signed-in member whose current
+    segments (the newest scoring run) include the condition's, spending its
+    value on its range. One such condition exists per segment (made after
+    migrating, :mod:`oscar_loyalty.segment_offers`); owners pick them as a
+    custom condition in Oscar's offer wizard."""
+
+    class Meta:
+        proxy = True
+        verbose_name = _("Segment condition")
+        verbose_name_plural = _("Segment conditions")
+
+    @property
+    def segment(self):
+        from .segment_offers import segment_of
+
+        return segment_of(self.pk)
+
+    @property
+    def name(self):
+        # Text, not a lazy string: Oscar's offer forms call str() on it.
+        return str(
+            format_lazy(
+                "{} {}",
+                _("Member in segment:"),
+                dict(SEGMENT_CHOICES).get(self.segment),
+            )
+        )
+
+    @property
+    def description(self):
+        return self.name
+
+    def admits(self, offer, basket):
+        from .segment_offers import basket_in_segment
+
+        return basket_in_segment(basket, self.segment)
+
+
+class ConditionSegment(models.Model):
+    """Which segment a :class:`SegmentCondition` stands for."""
+
+    condition = models.OneToOneField(
+        "offer.Condition",
+        on_delete=models.CASCADE,
+        related_name="loyalty_segment",
+        verbose_name=_("condition"),
+    )
+    segment = models.CharField(
+        _("segment"), max_length=24, unique=True, choices=SEGMENT_CHOICES
+    )
+
+    class Meta:
+        verbose_name = _("segment condition")
+        verbose_name_plural = _("segment conditions")
+
+    def __str__(self):
+        return self.segment
 
 
 class ActionRule(models.Model):
@@ -1875,20 +1978,6 @@ class ProgrammeSetting(models.Model):
 
     def __str__(self):
         return self.name
-
-
-ACTIVITY_SEGMENTS = [
-    ("active", _("Active")),
-    ("cooling", _("Cooling")),
-    ("at_risk", _("At risk")),
-    ("dormant", _("Dormant")),
-]
-VALUE_SEGMENTS = [
-    ("top", _("Top 20 %")),
-    ("middle", _("Middle 60 %")),
-    ("bottom", _("Bottom 20 %")),
-    ("none", _("No purchases")),
-]
 
 
 class MemberScore(models.Model):

@@ -38,14 +38,16 @@ Range = get_model("offer", "Range")
 REQUEST_CACHE = "_oscar_loyalty_rules"
 
 
-def active_rules(at=None, *, tier_rank=None):
+def active_rules(at=None, *, tier_rank=None, segments=None):
     """Earn rules in force at ``at`` (now by default) for a member of the tier of
     rank ``tier_rank`` (None: no tier), best multiplier first.
 
     Active, started (``starts_at`` ≤ ``at``) and not yet ended (``at`` < ``ends_at``);
     a rule without dates runs until it is switched off. A bonus-points campaign's
-    rule applies only to its audience tiers, when it names any. One query, and a
-    second only while a campaign's rule is in force (its audience).
+    rule applies only to its audience: its tiers, when it names any, and its
+    segments, when it names any (``segments``: a callable giving the member's
+    segment codes, called only then). One query, and a second only while a
+    campaign's rule is in force (its audience).
     """
     at = at or timezone.now()
     rules = list(
@@ -60,15 +62,29 @@ def active_rules(at=None, *, tier_rank=None):
     if not campaign_ids:
         return rules
     audience = {}
-    for campaign_id, rank in Campaign.tiers.through.objects.filter(
-        campaign_id__in=campaign_ids
-    ).values_list("campaign_id", "tier__rank"):
-        audience.setdefault(campaign_id, set()).add(rank)
+    for campaign_id, wanted, rank in Campaign.objects.filter(
+        pk__in=campaign_ids
+    ).values_list("pk", "segments", "tiers__rank"):
+        ranks, _wanted = audience.setdefault(campaign_id, (set(), set(wanted or ())))
+        if rank is not None:
+            ranks.add(rank)
+    found = []
+
+    def member_segments():
+        if not found:
+            found.append(set(segments() if segments is not None else ()))
+        return found[0]
+
+    def admitted(campaign_id):
+        ranks, wanted = audience[campaign_id]
+        if ranks and tier_rank not in ranks:
+            return False
+        return not wanted or bool(wanted & member_segments())
+
     return [
         rule
         for rule in rules
-        if campaign_of[rule.pk] not in audience
-        or tier_rank in audience[campaign_of[rule.pk]]
+        if campaign_of[rule.pk] is None or admitted(campaign_of[rule.pk])
     ]
 
 
@@ -256,7 +272,9 @@ def products_in_ranges(product_ids, ranges):
     return found
 
 
-def rules_for_products(product_ids, *, at=None, rules=None, tier_rank=None):
+def rules_for_products(
+    product_ids, *, at=None, rules=None, tier_rank=None, segments=None
+):
     """``{product id: earning.Rule}`` for the products some active rule holds.
 
     Products in no rule are left out: they earn under :data:`earning.BASE`.
@@ -268,7 +286,7 @@ def rules_for_products(product_ids, *, at=None, rules=None, tier_rank=None):
     if not product_ids:
         return {}
     if rules is None:
-        rules = active_rules(at, tier_rank=tier_rank)
+        rules = active_rules(at, tier_rank=tier_rank, segments=segments)
     if not rules:
         return {}
     products = annotate_rules(
@@ -295,7 +313,11 @@ def rule_for_product(product, *, request=None, at=None):
     cache = _request_cache(request)
     if product.pk not in cache["products"]:
         if cache["rules"] is None:
-            cache["rules"] = active_rules(at, tier_rank=request_tier(request)[0])
+            cache["rules"] = active_rules(
+                at,
+                tier_rank=request_tier(request)[0],
+                segments=lambda: request_segments(request),
+            )
         found = rules_for_products([product.pk], rules=cache["rules"])
         cache["products"][product.pk] = found.get(product.pk, earning.BASE)
     return cache["products"][product.pk]
@@ -387,6 +409,25 @@ def request_tier(request):
     return cache["tier"]
 
 
+def request_segments(request):
+    """The segments of the request's member (scoring), looked up once per
+    request and only when a campaign rule asks."""
+    cache = _request_cache(request)
+    if "segments" not in cache:
+        from . import scoring
+
+        user = getattr(request, "user", None)
+        member_id = None
+        if user is not None and user.is_authenticated:
+            member_id = (
+                Member.objects.filter(user_id=user.pk)
+                .values_list("pk", flat=True)
+                .first()
+            )
+        cache["segments"] = scoring.segments_of(member_id)
+    return cache["segments"]
+
+
 def request_tier_multiplier(request):
     """:func:`tier_multiplier` of the request's user, looked up once per request."""
     return request_tier(request)[1]
@@ -435,8 +476,13 @@ def basket_line_points(basket, *, at=None):
         excl_tax = line.line_price_excl_tax_incl_discounts
         incl_tax = line.line_price_incl_tax_incl_discounts if includes_tax else excl_tax
         priced.append((line.pk, excl_tax, incl_tax))
+    from .segment_offers import basket_segments
+
     by_product = rules_for_products(
-        [line.product_id for line in lines], at=at, tier_rank=basket_tier(basket)[0]
+        [line.product_id for line in lines],
+        at=at,
+        tier_rank=basket_tier(basket)[0],
+        segments=lambda: basket_segments(basket),
     )
     rules = {
         line.pk: by_product[line.product_id]

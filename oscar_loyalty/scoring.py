@@ -91,6 +91,12 @@ from .models import (
     ScoringRun,
 )
 
+#: The dimensions of segment codes (``"rfm:champions"``) and their fields.
+SEGMENT_FIELDS = {
+    "activity": "activity_segment",
+    "value": "value_segment",
+    "rfm": "rfm_segment",
+}
 #: Share of spenders in the top (and in the bottom) value segment, as 1/n.
 VALUE_SHARE = 5
 QUINTILES = (1, 2, 3, 4)
@@ -534,6 +540,47 @@ def attach_scores(members):
     for member in members:
         member.score = found.get(member.pk)
     return members
+
+
+def segment_q(codes):
+    """A filter on :class:`MemberScore` rows in any of the segments ``codes``
+    (``"rfm:champions"``, ``"activity:dormant"``…)."""
+    found = Q(pk__in=[])
+    for code in codes:
+        dimension, _colon, segment = code.partition(":")
+        found |= Q(**{SEGMENT_FIELDS[dimension]: segment})
+    return found
+
+
+def members_in(members, codes):
+    """``members`` in any of the segments ``codes`` by the newest run."""
+    newest = current_run()
+    if newest is None:
+        return members.none()
+    return members.filter(
+        pk__in=MemberScore.objects.filter(
+            segment_q(codes), scored_at=newest.scored_at
+        ).values("member_id")
+    )
+
+
+def segments_of(member_id):
+    """The member's segments by the newest run, as codes: one query (none when
+    the member is not scored)."""
+    newest = current_run()
+    if newest is None or member_id is None:
+        return set()
+    row = (
+        MemberScore.objects.filter(scored_at=newest.scored_at, member_id=member_id)
+        .values_list(*SEGMENT_FIELDS.values())
+        .first()
+    )
+    if row is None:
+        return set()
+    return {
+        f"{dimension}:{value}"
+        for dimension, value in zip(SEGMENT_FIELDS, row, strict=True)
+    }
 
 
 def score_of(member):

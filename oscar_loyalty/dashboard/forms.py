@@ -27,6 +27,7 @@ from ..exceptions import CouponReasonRequired, TierReasonRequired
 from ..models import (
     ACTIVITY_SEGMENTS,
     RFM_SEGMENTS,
+    SEGMENT_CHOICES,
     VALUE_SEGMENTS,
     ActionRule,
     Campaign,
@@ -956,6 +957,17 @@ class CampaignForm(forms.ModelForm):
         error_messages={"required": _("Enter when the campaign ends.")},
     )
 
+    segments = forms.MultipleChoiceField(
+        label=_("Audience segments"),
+        choices=SEGMENT_CHOICES,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_(
+            "Only members in one of these segments of the newest scoring run "
+            "(members who agreed to profiling); none chosen: any member."
+        ),
+    )
+
     class Meta:
         model = Campaign
         fields = [
@@ -965,6 +977,7 @@ class CampaignForm(forms.ModelForm):
             "starts_at",
             "ends_at",
             "tiers",
+            "segments",
             "range",
             "multiplier",
             "discount_percent",

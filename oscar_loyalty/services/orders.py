@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 
-from .. import earning, rules_lookup
+from .. import earning, rules_lookup, scoring
 from ..conf import loyalty_settings
 from ..models import Entry, Lot, Member
 from ..notifications import notify
@@ -49,7 +49,9 @@ def award_order(order, *, now=None, channel=Member.Channel.WEB):
             get_or_create_member(order.user, channel=channel)
             member = _locked_member_with_tier(order.user_id)
         rules = rules_lookup.active_rules(
-            placed, tier_rank=member.tier.rank if member.tier else None
+            placed,
+            tier_rank=member.tier.rank if member.tier else None,
+            segments=lambda: scoring.segments_of(member.pk),
         )
         order_lines = list(
             rules_lookup.annotate_rules(
