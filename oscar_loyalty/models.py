@@ -1795,6 +1795,7 @@ class ExportRecord(models.Model):
         COUPONS = "coupons", _("Issued coupons")
         CAMPAIGN = "campaign", _("Campaign results")
         WINBACK = "winback", _("Win-back picks")
+        ANALYTICS = "analytics", _("Analytics tables")
 
     class Format(models.TextChoices):
         CSV = "csv", "CSV"
@@ -1822,6 +1823,7 @@ class ExportRecord(models.Model):
         permissions = [
             ("view_audit_log", _("Can view the loyalty staff audit log")),
             ("export_data", _("Can export loyalty data (CSV, XLSX)")),
+            ("view_analytics", _("Can view the loyalty programme's analytics")),
         ]
 
     def __str__(self):

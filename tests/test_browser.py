@@ -903,3 +903,50 @@ def test_the_owner_sets_up_win_back_and_sees_who_was_picked(page):
     expect(page.locator("#loyalty-winbacks")).to_contain_text(
         "Extra points for some days"
     )
+
+
+def test_the_owner_reads_the_analytics_and_opens_a_segments_members(page):
+    from datetime import timedelta
+
+    from django.contrib.auth.models import Permission
+    from django.utils import timezone
+    from playwright.sync_api import expect
+
+    from oscar_loyalty import consent, scoring
+    from oscar_loyalty.models import Member, OrderActivity
+    from oscar_loyalty.services.members import get_or_create_member
+
+    home_page(title="Lotus & Co.")
+    now = timezone.now()
+    for name, days in (("Lan", 5), ("Jun", 300)):
+        member = get_or_create_member(
+            UserFactory(first_name=name, email=f"{name.lower()}@example.com")
+        )
+        Member.objects.filter(pk=member.pk).update(joined_at=now - timedelta(days=400))
+        consent.record(member, {"profiling": True}, source="account")
+        OrderActivity.objects.create(
+            member=member,
+            order_number=f"AN-{name}",
+            placed_at=now - timedelta(days=days),
+            spend=100,
+        )
+    scoring.run(now)
+    owner = UserFactory(username="owner", is_staff=True)
+    owner.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="oscar_loyalty",
+            codename__in=["view_analytics", "view_member"],
+        )
+    )
+
+    open_dashboard(page, reverse("loyalty_dashboard:loyalty-analytics"), owner)
+    expect(page.locator("#loyalty-kpis")).to_contain_text("Member growth rate")
+    expect(page.locator("figure.loyalty-chart svg").first).to_be_visible()
+    page.screenshot(path="/tmp/analytics.png", full_page=True)
+    segments = page.locator("#loyalty-table-segments")
+    expect(segments).to_contain_text("Activity: Dormant")
+    segments.get_by_role("link", name="Activity: Dormant").click()
+
+    table = page.locator("#loyalty-members")
+    expect(table).to_contain_text("jun@example.com")
+    expect(table).not_to_contain_text("lan@example.com")

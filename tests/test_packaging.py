@@ -143,8 +143,9 @@ def test_the_metadata_requires_the_runtime_dependencies(metadata):
         if "extra ==" not in requirement
     }
 
-    # openpyxl: members files and downloads in XLSX, with or without Wagtail.
-    assert {"Django", "django-oscar", "celery", "openpyxl"} <= unconditional
+    # openpyxl: members files and downloads in XLSX, with or without Wagtail;
+    # pygal: the analytics page's charts.
+    assert {"Django", "django-oscar", "celery", "openpyxl", "pygal"} <= unconditional
     assert not any(name.lower().startswith("wagtail") for name in unconditional)
 
 

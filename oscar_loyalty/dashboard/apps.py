@@ -22,6 +22,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
     default_permissions = ["is_staff"]
     permissions_map = {
         "loyalty-settings": ["is_staff", "oscar_loyalty.change_programmesetting"],
+        "loyalty-analytics": ["is_staff", "oscar_loyalty.view_analytics"],
         "loyalty-member-list": MEMBER_VIEWERS,
         "loyalty-member-detail": MEMBER_VIEWERS,
         "loyalty-member-adjust": MEMBER_VIEWERS + ["oscar_loyalty.adjust_points"],
@@ -130,6 +131,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         self.actionrule_list_view = views.ActionRuleListView
         self.actionrule_create_view = views.ActionRuleCreateView
         self.actionrule_update_view = views.ActionRuleUpdateView
+        self.analytics_view = views.AnalyticsView
         self.winbackrule_list_view = views.WinBackRuleListView
         self.winbackrule_create_view = views.WinBackRuleCreateView
         self.winbackrule_update_view = views.WinBackRuleUpdateView
@@ -146,6 +148,7 @@ class LoyaltyDashboardConfig(OscarDashboardConfig):
         urls = [
             path("", self.overview_view.as_view(), name="loyalty-overview"),
             path("settings/", self.settings_view.as_view(), name="loyalty-settings"),
+            path("analytics/", self.analytics_view.as_view(), name="loyalty-analytics"),
             path(
                 "members/", self.member_list_view.as_view(), name="loyalty-member-list"
             ),

@@ -1505,3 +1505,34 @@ class WinBackRuleForm(forms.ModelForm):
             # Kept valid for the other actions (the database requires it).
             cleaned["multiplier"] = Decimal(2)
         return cleaned
+
+
+class AnalyticsPeriodForm(DateRangeForm):
+    """The period the analytics page shows (the last 30 days when not given),
+    compared with the period of the same length before it."""
+
+    MAX_DAYS = 731
+
+    def period(self):
+        from ..analytics import Period, default_period
+
+        if not self.is_valid():
+            return default_period()
+        first, last = self.cleaned_data["date_from"], self.cleaned_data["date_to"]
+        if not first and not last:
+            return default_period()
+        last = last or timezone.localdate()
+        first = first or last - timedelta(days=29)
+        return Period(first, last)
+
+    def clean(self):
+        cleaned = super().clean()
+        first, last = cleaned.get("date_from"), cleaned.get("date_to")
+        if first and last and (last - first).days >= self.MAX_DAYS:
+            raise forms.ValidationError(
+                _(
+                    "Choose at most two years: the figures are compared with the "
+                    "period of the same length before."
+                )
+            )
+        return cleaned

@@ -18,6 +18,10 @@ LOYALTY_DASHBOARD_NAVIGATION = {
     "icon": "fas fa-award",
     "children": [
         {
+            "label": _("Analytics"),
+            "url_name": "loyalty_dashboard:loyalty-analytics",
+        },
+        {
             "label": _("Members"),
             "url_name": "loyalty_dashboard:loyalty-member-list",
         },

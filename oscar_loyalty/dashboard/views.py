@@ -58,7 +58,7 @@ from django.views.generic import (
 from oscar.core.loading import get_model
 from oscar.templatetags.currency_filters import currency
 
-from .. import consent, exports, scoring, tasks, winback
+from .. import analytics, charts, consent, exports, scoring, tasks, winback
 from ..campaigns import report as campaign_report
 from ..checks import TAG
 from ..conf import loyalty_settings
@@ -70,6 +70,8 @@ from ..exceptions import (
     TierReasonRequired,
 )
 from ..models import (
+    SEGMENT_CHOICES,
+    SEGMENT_DIMENSIONS,
     ActionRule,
     Campaign,
     CampaignStep,
@@ -98,6 +100,7 @@ from .forms import (
     BASIS_LABELS,
     ActionRuleForm,
     AdjustmentForm,
+    AnalyticsPeriodForm,
     AuditLogSearchForm,
     CampaignForm,
     CampaignStepFormSet,
@@ -2422,4 +2425,341 @@ class WinBackListView(ExportMixin, ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["rule"] = self.rule
+        return context
+
+
+# Analytics -------------------------------------------------------------------------
+
+#: The KPI tiles: (figure, label, how it is shown).
+KPIS = (
+    ("members", gettext_lazy("Members"), "number"),
+    ("new_members", gettext_lazy("New members"), "number"),
+    ("growth_rate", gettext_lazy("Member growth rate"), "rate"),
+    ("active_rate", gettext_lazy("Active rate"), "rate"),
+    ("retention_rate", gettext_lazy("Retention rate"), "rate"),
+    ("repeat_rate", gettext_lazy("Repeat-purchase rate"), "rate"),
+    ("contribution_multiple", gettext_lazy("Member contribution multiple"), "multiple"),
+    ("member_aov", gettext_lazy("Member average order"), "money"),
+    ("other_aov", gettext_lazy("Non-member average order"), "money"),
+    ("issued", gettext_lazy("Points issued"), "number"),
+    ("redeemed", gettext_lazy("Points redeemed"), "number"),
+    ("expired", gettext_lazy("Points expired"), "number"),
+)
+FUNNEL_STEPS = {
+    "registered": gettext_lazy("Joined"),
+    "signed_in": gettext_lazy("Signed in"),
+    "profile": gettext_lazy("Completed the profile"),
+    "bought": gettext_lazy("First order within 7 days"),
+}
+SEGMENT_FILTERS = {"activity": "activity", "value": "value", "rfm": "rfm"}
+
+
+def shown(value, how):
+    """A KPI as text: rates as percentages, multiples to two places."""
+    if value is None:
+        return "—"
+    if how == "rate":
+        return f"{value * 100:.1f} %"
+    if how == "multiple":
+        return f"{value:.2f}×"
+    if how == "money":
+        return currency(value)
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def shown_change(change, how):
+    if change is None:
+        return "—"
+    if how in ("rate",):
+        return f"{change * 100:+.1f} " + str(_("pts"))
+    if how == "multiple":
+        return f"{change:+.2f}"
+    return f"{change * 100:+.1f} %"
+
+
+class AnalyticsView(TemplateView):
+    """The programme's figures for a period against the period before, charts
+    first and every chart's table under it; each table downloads as CSV or
+    XLSX (on record). A fixed number of aggregate queries, whatever the number
+    of members or orders."""
+
+    template_name = "oscar_loyalty/dashboard/analytics.html"
+
+    def get(self, request, *args, **kwargs):
+        self.form = AnalyticsPeriodForm(request.GET or None)
+        self.period = self.form.period()
+        wanted = request.GET.get("table")
+        file_format = request.GET.get("format")
+        if wanted and file_format in ExportRecord.Format.values:
+            if not request.user.has_perm("oscar_loyalty.export_data"):
+                raise PermissionDenied
+            tables = {table["id"]: table for table in self.tables()}
+            if wanted not in tables:
+                raise Http404("No such table")
+            table = tables[wanted]
+            return exports.export(
+                request,
+                kind=ExportRecord.Kind.ANALYTICS,
+                file_format=file_format,
+                header=[str(title) for title in table["header"]],
+                rows=iter([[str(cell) for cell in row] for row in table["rows"]]),
+                count=len(table["rows"]),
+                filters={
+                    "table": wanted,
+                    "from": self.period.first.isoformat(),
+                    "until": self.period.last.isoformat(),
+                },
+            )
+        return super().get(request, *args, **kwargs)
+
+    def figures(self):
+        if not hasattr(self, "_figures"):
+            period, before = self.period, self.period.previous()
+
+            def of(p):
+                return {
+                    **analytics.member_figures(p),
+                    **analytics.order_figures(p),
+                    **analytics.points_figures(p),
+                }
+
+            run = scoring.current_run()
+            self._figures = {
+                "kpis": analytics.compare(of(period), of(before)),
+                "liability": analytics.liability_figures(period, point_value()),
+                "run": run,
+                "rfm": analytics.rfm_grid(run),
+                "funnel": analytics.activation_funnel(period),
+                "campaigns": analytics.campaign_results(period),
+                "flow": analytics.points_flow(period),
+                "cohorts": analytics.cohorts(period),
+            }
+        return self._figures
+
+    def tables(self):
+        """Every table of the page: id, title, header, rows (text or numbers)."""
+        figures = self.figures()
+        run = figures["run"]
+        summary = run.summary if run is not None else {}
+        segment_names = dict(SEGMENT_CHOICES)
+        segments = [
+            [segment_names.get(f"{dimension}:{code}", code), count]
+            for dimension, _label, choices in SEGMENT_DIMENSIONS
+            for code, _name in choices
+            for count in [summary.get(dimension, {}).get(code, 0)]
+        ]
+        kpi_rows = [
+            [label, shown(now, how), shown(before, how), shown_change(change, how)]
+            for key, label, how in KPIS
+            for now, before, change in [figures["kpis"][key]]
+        ]
+        liability = figures["liability"]
+        return [
+            {
+                "id": "kpis",
+                "title": _("Figures for the period"),
+                "header": [
+                    _("Figure"),
+                    _("This period"),
+                    _("Period before"),
+                    _("Change"),
+                ],
+                "rows": kpi_rows,
+            },
+            {
+                "id": "liability",
+                "title": _("Points liability"),
+                "header": [_("Figure"), _("Value")],
+                "rows": [
+                    [_("Points members hold"), f"{liability['points']:,}"],
+                    [_("Pending points"), f"{liability['pending']:,}"],
+                    [_("Liability"), currency(liability["liability"])],
+                    [
+                        _("Breakage estimate (last 12 months)"),
+                        shown(liability["breakage"], "rate"),
+                    ],
+                    [
+                        _("Liability net of breakage"),
+                        currency(liability["net_liability"]),
+                    ],
+                ],
+            },
+            {
+                "id": "segments",
+                "title": _("Members per segment"),
+                "header": [_("Segment"), _("Members")],
+                "rows": segments,
+            },
+            {
+                "id": "rfm",
+                "title": _("RFM grid: members per recency and FM score"),
+                "header": [_("Recency"), *(f"FM {fm}" for fm in range(1, 6))],
+                "rows": [[row["recency"], *row["cells"]] for row in figures["rfm"]],
+            },
+            {
+                "id": "churn",
+                "title": _("Churn risk"),
+                "header": [_("Churn risk"), _("Members")],
+                "rows": [
+                    [
+                        "100" if tenth == 10 else f"{tenth * 10}–{tenth * 10 + 9}",
+                        count,
+                    ]
+                    for tenth, count in enumerate(summary.get("churn", [0] * 11))
+                ],
+            },
+            {
+                "id": "points",
+                "title": _("Points flow"),
+                "header": [_("From"), _("Issued"), _("Redeemed"), _("Expired")],
+                "rows": [
+                    [
+                        row["bucket"].isoformat(),
+                        row["issued"],
+                        row["redeemed"],
+                        row["expired"],
+                    ]
+                    for row in figures["flow"]
+                ],
+            },
+            {
+                "id": "cohorts",
+                "title": _(
+                    "Cohort retention: share of each month's new members who "
+                    "ordered, by month since joining"
+                ),
+                "header": [
+                    _("Joined in"),
+                    _("Members"),
+                    *(
+                        _("Month %(number)s") % {"number": k}
+                        for k in range(analytics.COHORTS)
+                    ),
+                ],
+                "rows": [
+                    [
+                        row["month"].strftime("%Y-%m"),
+                        row["members"],
+                        *(
+                            "" if share is None else shown(share, "rate")
+                            for share in row["shares"]
+                        ),
+                    ]
+                    for row in figures["cohorts"]
+                ],
+            },
+            {
+                "id": "funnel",
+                "title": _("Activation of the members who joined in the period"),
+                "header": [_("Step"), _("Members"), _("Share")],
+                "rows": [
+                    [
+                        FUNNEL_STEPS[step["step"]],
+                        step["members"],
+                        shown(step["share"], "rate"),
+                    ]
+                    for step in figures["funnel"]
+                ],
+            },
+            {
+                "id": "campaigns",
+                "title": _("Campaign results in the period"),
+                "header": [_("Campaign"), _("Orders"), _("Revenue"), _("Discount")],
+                "rows": [
+                    [
+                        row["campaign"].name,
+                        row["orders"],
+                        currency(row["revenue"]),
+                        currency(row["discount"]),
+                    ]
+                    for row in figures["campaigns"]
+                ],
+            },
+        ]
+
+    def charts(self):
+        figures = self.figures()
+        run = figures["run"]
+        summary = run.summary if run is not None else {}
+        found = {}
+        if run is not None:
+            labels, counts = [], []
+            for dimension, dimension_label, choices in SEGMENT_DIMENSIONS:
+                for code, label in choices:
+                    labels.append(f"{dimension_label}: {label}")
+                    counts.append(summary.get(dimension, {}).get(code, 0))
+            found["segments"] = charts.horizontal_bar(
+                _("Members per segment"), labels, counts, height=520
+            )
+            found["churn"] = charts.bar(
+                _("Churn risk"),
+                [f"{tenth * 10}" for tenth in range(11)],
+                [(_("Members"), summary.get("churn", [0] * 11))],
+            )
+        flow = figures["flow"]
+        if flow:
+            found["points"] = charts.line(
+                _("Points flow"),
+                [row["bucket"].isoformat() for row in flow],
+                [
+                    (_("Issued"), [row["issued"] for row in flow]),
+                    (_("Redeemed"), [row["redeemed"] for row in flow]),
+                    (_("Expired"), [row["expired"] for row in flow]),
+                ],
+            )
+        funnel = figures["funnel"]
+        found["funnel"] = charts.bar(
+            _("Activation"),
+            [FUNNEL_STEPS[step["step"]] for step in funnel],
+            [(_("Members"), [step["members"] for step in funnel])],
+        )
+        return found
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        figures = self.figures()
+        query = self.request.GET.copy()
+        query.pop("table", None)
+        query.pop("format", None)
+        context.update(
+            form=self.form,
+            period=self.period,
+            previous=self.period.previous(),
+            run=figures["run"],
+            tiles=[
+                {
+                    "key": key,
+                    "label": label,
+                    "now": shown(now, how),
+                    "before": shown(before, how),
+                    "change": shown_change(change, how),
+                    "up": change is not None and change > 0,
+                    "down": change is not None and change < 0,
+                }
+                for key, label, how in KPIS
+                for now, before, change in [figures["kpis"][key]]
+            ],
+            tables={table["id"]: table for table in self.tables()},
+            charts=self.charts(),
+            segment_links=[
+                {
+                    "label": label,
+                    "count": count,
+                    "query": f"{SEGMENT_FILTERS[dimension]}={code}",
+                }
+                for dimension, _label, choices in SEGMENT_DIMENSIONS
+                for code, label in [
+                    (code, dict(SEGMENT_CHOICES)[f"{dimension}:{code}"])
+                    for code, _name in choices
+                ]
+                for count in [
+                    (figures["run"].summary if figures["run"] else {})
+                    .get(dimension, {})
+                    .get(code, 0)
+                ]
+            ],
+            can_export=self.request.user.has_perm("oscar_loyalty.export_data"),
+            can_view_members=self.request.user.has_perm("oscar_loyalty.view_member"),
+            export_query=query.urlencode(),
+        )
         return context
