@@ -404,6 +404,31 @@ def cohorts(period, months=COHORTS):
     return rows
 
 
+def segment_trend(period):
+    """Per scoring run in the period: members per activity segment, and those
+    with a churn risk of 70 or more (from the runs' summaries: one query)."""
+    from .models import ScoringRun
+
+    rows = []
+    for when, summary in (
+        ScoringRun.objects.filter(period.in_period("scored_at"))
+        .order_by("scored_at")
+        .values_list("scored_at", "summary")
+    ):
+        activity = summary.get("activity", {})
+        rows.append(
+            {
+                "run": when,
+                **{code: activity.get(code, 0) for code in TREND_SEGMENTS},
+                "high_risk": sum(summary.get("churn", [0] * 11)[7:]),
+            }
+        )
+    return rows
+
+
+TREND_SEGMENTS = ("active", "cooling", "at_risk", "dormant")
+
+
 def rfm_grid(run):
     """Members of the run per recency (rows, 5 to 1) and FM (columns, 1 to 5)."""
     grid = {(r, fm): 0 for r in range(1, 6) for fm in range(1, 6)}

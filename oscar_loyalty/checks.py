@@ -198,6 +198,7 @@ def policy_errors(values=site_settings):
         positive_whole_number(chunk)
     positive_whole_number("VALUE_WINDOW_MONTHS")
     positive_whole_number("CHURN_PERIOD_DAYS")
+    positive_whole_number("SCORES_DAILY_DAYS")
     weights = values.CHURN_WEIGHTS
     if (
         not isinstance(weights, dict)

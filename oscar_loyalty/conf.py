@@ -119,6 +119,9 @@ DEFAULTS = {
     # the purchase interval stretching against the member's own average,
     # falling order frequency, falling points use, and days without a visit.
     "CHURN_WEIGHTS": {"interval": 40, "frequency": 25, "points": 15, "visits": 20},
+    # Every scoring run keeps its members' rows this many days; older runs keep
+    # their summary, and only the first run of each month its rows.
+    "SCORES_DAILY_DAYS": 90,
     # Seconds a process may rely on the cached programme settings changed in the
     # dashboard (a cache per process, such as the default local-memory one, does
     # not hear of another process's change; a shared one is told at once).

@@ -2047,6 +2047,14 @@ class ScoringRun(models.Model):
         _("task"), max_length=255, null=True, blank=True, unique=True, editable=False
     )
     members = models.PositiveIntegerField(_("members scored"), default=0)
+    rows_kept = models.BooleanField(
+        _("members' rows kept"),
+        default=True,
+        help_text=_(
+            "Older runs keep only their summary, except the first of each month "
+            "(OSCAR_LOYALTY_SCORES_DAILY_DAYS)."
+        ),
+    )
     summary = models.JSONField(
         _("summary"),
         default=dict,

@@ -501,7 +501,10 @@ def current_run():
     processes, ``OSCAR_LOYALTY_SETTINGS_CACHE_SECONDS`` at most)."""
     found = cache.get(CURRENT_KEY)
     if found is None:
-        found = ScoringRun.objects.order_by("-scored_at").first() or False
+        found = (
+            ScoringRun.objects.filter(rows_kept=True).order_by("-scored_at").first()
+            or False
+        )
         cache.set(CURRENT_KEY, found, site_settings.SETTINGS_CACHE_SECONDS)
     return found or None
 
@@ -511,10 +514,21 @@ def forget_current():
     transaction.on_commit(lambda: cache.delete(CURRENT_KEY))
 
 
-def in_segments(members, **wanted):
-    """``members`` narrowed to those whose current row matches ``wanted``
-    (``rfm_segment="lost"``, ``churn_risk__gte=70``…); none before a first run."""
-    newest = current_run()
+def run_as_of(moment):
+    """The run whose segments were current at ``moment``: the last one
+    before it with its members' rows kept (None if there is none)."""
+    return (
+        ScoringRun.objects.filter(scored_at__lte=moment, rows_kept=True)
+        .order_by("-scored_at")
+        .first()
+    )
+
+
+def in_segments(members, run=None, **wanted):
+    """``members`` narrowed to those whose row in ``run`` (the newest by
+    default) matches ``wanted`` (``rfm_segment="lost"``, ``churn_risk__gte=70``…);
+    none before a first run."""
+    newest = run or current_run()
     if newest is None:
         return members.none()
     return members.filter(
@@ -524,10 +538,10 @@ def in_segments(members, **wanted):
     )
 
 
-def attach_scores(members):
-    """Give each of ``members`` (a list) its current ``score`` (a
-    :class:`MemberScore`, or None when not scored): one query."""
-    newest = current_run()
+def attach_scores(members, run=None):
+    """Give each of ``members`` (a list) its ``score`` in ``run`` (the newest
+    by default; a :class:`MemberScore`, or None when not scored): one query."""
+    newest = run or current_run()
     found = {}
     if newest is not None and members:
         found = {
@@ -588,8 +602,41 @@ def score_of(member):
     return attach_scores([member])[0].score
 
 
+def thin_history(now=None):
+    """Keep every run's members' rows for ``OSCAR_LOYALTY_SCORES_DAILY_DAYS``
+    (90), then only the first run of each month's: the older runs keep their
+    summary (the trends) and lose their rows, one range delete per run (the
+    history's index starts with the run). Returns the runs thinned."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(days=loyalty_settings.SCORES_DAILY_DAYS)
+    old = list(
+        ScoringRun.objects.filter(scored_at__lt=cutoff, rows_kept=True)
+        .order_by("scored_at")
+        .values_list("pk", "scored_at")
+    )
+    first_of_month = {}
+    for pk, when in (
+        ScoringRun.objects.filter(scored_at__lt=cutoff)
+        .order_by("scored_at")
+        .values_list("pk", "scored_at")
+    ):
+        first_of_month.setdefault((when.year, when.month), pk)
+    kept = set(first_of_month.values())
+    thinned = 0
+    for pk, when in old:
+        if pk in kept:
+            continue
+        with transaction.atomic():
+            MemberScore.objects.filter(scored_at=when).delete()
+            ScoringRun.objects.filter(pk=pk).update(rows_kept=False)
+        thinned += 1
+    return thinned
+
+
 def _runs():
-    return list(ScoringRun.objects.values_list("scored_at", flat=True))
+    return list(
+        ScoringRun.objects.filter(rows_kept=True).values_list("scored_at", flat=True)
+    )
 
 
 def forget(members):

@@ -352,4 +352,5 @@ def score_members(self, now=None):
     now = parse_datetime(now) if now else timezone.now()
     run = scoring.run(now, task_id=self.request.id)
     winback.start(run)
+    scoring.thin_history(now)
     return run.members

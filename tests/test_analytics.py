@@ -213,3 +213,17 @@ def test_the_page_costs_the_same_queries_however_many_members():
         client.get(URL)
     assert len(few) == len(many)
     assert Posting.objects.count() >= 0
+
+
+def test_the_segment_trend_follows_the_runs_of_the_period():
+    who = joined(400)
+    order(who, "40", days_ago=40)
+    now = timezone.now()
+    scoring.run(now - timedelta(days=20))
+    scoring.run(now)
+
+    rows = analytics.segment_trend(this_month())
+
+    assert [(row["active"], row["cooling"]) for row in rows] == [(1, 0), (0, 1)]
+    html = owner().get(URL).content.decode()
+    assert 'id="loyalty-table-trend"' in html

@@ -371,3 +371,59 @@ def test_a_retried_task_finds_its_run():
     assert again.pk == first.pk
     assert scoring.ScoringRun.objects.count() == 1
     assert MemberScore.objects.count() == 1
+
+
+def test_older_runs_keep_their_summary_and_the_first_of_each_month_its_rows(
+    settings,
+):
+    settings.OSCAR_LOYALTY_SCORES_DAILY_DAYS = 90
+    who = member()
+    order(who, "100", days_ago=20)
+    start = NOW.replace(day=1) - timedelta(days=200)
+    runs = [start + timedelta(days=10 * k) for k in range(21)]  # 200 days of runs
+    for when in runs:
+        scoring.run(when)
+
+    thinned = scoring.thin_history(NOW)
+
+    kept = list(
+        scoring.ScoringRun.objects.filter(rows_kept=True)
+        .order_by("scored_at")
+        .values_list("scored_at", flat=True)
+    )
+    cutoff = NOW - timedelta(days=90)
+    expected, months = [], set()
+    for when in runs:
+        month = (when.year, when.month)
+        if when >= cutoff or month not in months:
+            expected.append(when)
+        months.add(month)
+    assert kept == expected
+    assert thinned == len(runs) - len(kept) > 0
+    assert MemberScore.objects.count() == len(kept)
+    # Every run keeps its summary, and "as of" a thinned day finds the run
+    # before it that kept its rows.
+    assert scoring.ScoringRun.objects.count() == len(runs)
+    assert scoring.thin_history(NOW) == 0
+    thinned_run = scoring.ScoringRun.objects.filter(rows_kept=False).first()
+    as_of = scoring.run_as_of(thinned_run.scored_at)
+    assert as_of.rows_kept and as_of.scored_at < thinned_run.scored_at
+
+
+def test_staff_list_members_by_their_segment_as_of_a_date():
+    who = member(email="was-active@example.com")
+    order(who, "100", days_ago=100)
+    scoring.run(NOW - timedelta(days=80))  # then: active (20 days after)
+    scoring.run(NOW)  # now: at risk
+    client = Client()
+    client.force_login(grant(StaffFactory(), "view_member"))
+    url = reverse("loyalty_dashboard:loyalty-member-list")
+
+    then = (NOW - timedelta(days=80)).date().isoformat()
+    page = client.get(url, {"activity": "active", "as_of": then}).content.decode()
+    assert "was-active@example.com" in page
+    page = client.get(url, {"activity": "active"}).content.decode()
+    assert "was-active@example.com" not in page
+    long_ago = (NOW - timedelta(days=900)).date().isoformat()
+    page = client.get(url, {"activity": "active", "as_of": long_ago})
+    assert "was-active@example.com" not in page.content.decode()

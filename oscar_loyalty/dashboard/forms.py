@@ -99,6 +99,12 @@ class MemberSearchForm(forms.Form):
         required=False,
         help_text=_("0 to 100"),
     )
+    as_of = forms.DateField(
+        label=_("Segments as of"),
+        required=False,
+        widget=widgets.DatePickerInput(),
+        help_text=_("The scoring run before the end of this day; empty: the newest."),
+    )
 
     def filter(self, queryset):
         """``queryset`` narrowed to members matching every word of the query
@@ -127,8 +133,15 @@ class MemberSearchForm(forms.Form):
         }
         if self.cleaned_data["churn_risk"] is not None:
             wanted["churn_risk__gte"] = self.cleaned_data["churn_risk"]
+        self.run = None
+        if self.cleaned_data["as_of"]:
+            self.run = scoring.run_as_of(
+                start_of_day(self.cleaned_data["as_of"] + timedelta(days=1))
+            )
+            if self.run is None:
+                return queryset.none()
         if wanted:
-            queryset = scoring.in_segments(queryset, **wanted)
+            queryset = scoring.in_segments(queryset, run=self.run, **wanted)
         query = self.cleaned_data["q"]
         digits = phone_digits(query)
         if len(digits) >= 4:

@@ -70,6 +70,7 @@ from ..exceptions import (
     TierReasonRequired,
 )
 from ..models import (
+    ACTIVITY_SEGMENTS,
     SEGMENT_CHOICES,
     SEGMENT_DIMENSIONS,
     ActionRule,
@@ -342,8 +343,8 @@ class MemberListView(ExportMixin, ListView):
         yield from self.export_batch(batch)
 
     def export_batch(self, members):
-        """Rows for a batch of members, with their current segments (one query)."""
-        for member in scoring.attach_scores(members):
+        """Rows for a batch of members, with their segments (one query)."""
+        for member in scoring.attach_scores(members, getattr(self.form, "run", None)):
             user = member.user
             score = member.score
             yield [
@@ -384,7 +385,7 @@ class MemberListView(ExportMixin, ListView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["members"] = context["object_list"] = scoring.attach_scores(
-            list(context["members"])
+            list(context["members"]), getattr(self.form, "run", None)
         )
         context.update(form=self.form, query=self.form.cleaned_data.get("q", ""))
         return context
@@ -2523,7 +2524,8 @@ class AnalyticsView(TemplateView):
                     **analytics.points_figures(p),
                 }
 
-            run = scoring.current_run()
+            # Segments as the owner saw them at the period's end.
+            run = scoring.run_as_of(period.end)
             self._figures = {
                 "kpis": analytics.compare(of(period), of(before)),
                 "liability": analytics.liability_figures(period, point_value()),
@@ -2533,6 +2535,7 @@ class AnalyticsView(TemplateView):
                 "campaigns": analytics.campaign_results(period),
                 "flow": analytics.points_flow(period),
                 "cohorts": analytics.cohorts(period),
+                "trend": analytics.segment_trend(period),
             }
         return self._figures
 
@@ -2589,6 +2592,26 @@ class AnalyticsView(TemplateView):
                 "title": _("Members per segment"),
                 "header": [_("Segment"), _("Members")],
                 "rows": segments,
+            },
+            {
+                "id": "trend",
+                "title": _("Activity segments and high churn risk, run by run"),
+                "header": [
+                    _("Scoring run"),
+                    *(
+                        dict(ACTIVITY_SEGMENTS)[code]
+                        for code in analytics.TREND_SEGMENTS
+                    ),
+                    _("Churn risk 70 or more"),
+                ],
+                "rows": [
+                    [
+                        timezone.localtime(row["run"]).strftime("%Y-%m-%d %H:%M"),
+                        *(row[code] for code in analytics.TREND_SEGMENTS),
+                        row["high_risk"],
+                    ]
+                    for row in figures["trend"]
+                ],
             },
             {
                 "id": "rfm",
@@ -2696,6 +2719,19 @@ class AnalyticsView(TemplateView):
                 [f"{tenth * 10}" for tenth in range(11)],
                 [(_("Members"), summary.get("churn", [0] * 11))],
             )
+        trend = figures["trend"]
+        if len(trend) > 1:
+            found["trend"] = charts.line(
+                _("Activity segments and high churn risk, run by run"),
+                [timezone.localtime(row["run"]).strftime("%m-%d") for row in trend],
+                [
+                    *(
+                        (dict(ACTIVITY_SEGMENTS)[code], [row[code] for row in trend])
+                        for code in analytics.TREND_SEGMENTS
+                    ),
+                    (_("Churn risk 70 or more"), [row["high_risk"] for row in trend]),
+                ],
+            )
         flow = figures["flow"]
         if flow:
             found["points"] = charts.line(
@@ -2721,6 +2757,10 @@ class AnalyticsView(TemplateView):
         query = self.request.GET.copy()
         query.pop("table", None)
         query.pop("format", None)
+        newest = scoring.current_run()
+        as_of = ""
+        if figures["run"] is not None and figures["run"] != newest:
+            as_of = f"&as_of={self.period.last.isoformat()}"
         context.update(
             form=self.form,
             period=self.period,
@@ -2745,7 +2785,7 @@ class AnalyticsView(TemplateView):
                 {
                     "label": label,
                     "count": count,
-                    "query": f"{SEGMENT_FILTERS[dimension]}={code}",
+                    "query": f"{SEGMENT_FILTERS[dimension]}={code}{as_of}",
                 }
                 for dimension, _label, choices in SEGMENT_DIMENSIONS
                 for code, label in [
