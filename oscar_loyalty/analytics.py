@@ -21,8 +21,8 @@ or orders; nothing is read row by row. Definitions (also in the README):
   redeemed over the 12 months before the period's end, and the liability net of
   it is what the shop expects to pay;
 * **activation funnel** of the members who joined in the period: registered →
-  signed in at least once → completed their profile (the action reward) →
-  first order within 7 days of joining.
+  signed in again after their first day → completed their profile (the action
+  reward) → first order (not cancelled) within 7 days of joining.
 """
 
 from dataclasses import dataclass
@@ -251,11 +251,16 @@ def activation_funnel(period):
     )
     first_week = OrderActivity.objects.filter(
         member=OuterRef("pk"),
+        cancelled_at__isnull=True,
+        placed_at__gte=OuterRef("joined_at"),
         placed_at__lte=OuterRef("joined_at") + timedelta(days=ACTIVATION_DAYS),
     )
+    # Signing up signs the shopper in: coming back counts from the next day on
+    # (the last sign-in is what the account keeps).
+    came_back = Q(user__last_login__gt=F("joined_at") + timedelta(days=1))
     counts = Member.objects.filter(period.in_period("joined_at")).aggregate(
         registered=Count("pk"),
-        signed_in=Count("pk", filter=Q(user__last_login__isnull=False)),
+        signed_in=Count("pk", filter=came_back),
         profile=Count("pk", filter=Q(Exists(profile))),
         bought=Count("pk", filter=Q(Exists(first_week))),
     )

@@ -620,7 +620,8 @@ def thin_history(now=None):
         .order_by("scored_at")
         .values_list("pk", "scored_at")
     ):
-        first_of_month.setdefault((when.year, when.month), pk)
+        local = timezone.localtime(when)  # the shop's months
+        first_of_month.setdefault((local.year, local.month), pk)
     kept = set(first_of_month.values())
     thinned = 0
     for pk, when in old:

@@ -3,9 +3,10 @@ and whether they came back.
 
 After each scoring run (:func:`start`), every active
 :class:`~oscar_loyalty.models.WinBackRule` picks the run's members whose churn
-risk reaches its threshold and whom it has not picked in its period
-(``period_days``); a member picked by several rules in one run gets the first
-rule's (highest priority, then highest threshold). Each pick is a
+risk reaches its threshold and whom no rule has picked within its period
+(``period_days``); a member reached by several rules in one run gets the first
+rule's (highest priority, then highest threshold). Tier protection picks only
+members in a tier. Each pick is a
 :class:`~oscar_loyalty.models.WinBack` row. ``holdout_percent`` of the picks (a
 fixed draw from the rule, the member and the run) are the control group and get
 nothing; the others get the rule's action:
@@ -63,14 +64,25 @@ def start(run):
 
 @transaction.atomic
 def _start_rule(rule, run_at):
+    # Picked by any rule within this rule's period (this run included): not
+    # again, so a control group stays untouched while it is measured and no
+    # one gets a second "we miss you".
     recent = WinBack.objects.filter(
-        rule=rule, started_at__gt=run_at - timedelta(days=rule.period_days)
+        started_at__gt=run_at - timedelta(days=rule.period_days)
     )
-    this_run = WinBack.objects.filter(started_at=run_at)
+    candidates = MemberScore.objects.filter(
+        scored_at=run_at, churn_risk__gte=rule.threshold
+    )
+    if rule.action == WinBackRule.Action.PROTECT:
+        # Only a member in a tier has a tier to protect.
+        candidates = candidates.filter(
+            member_id__in=Member.objects.filter(tier__isnull=False).values("pk")
+        )
     picked = list(
-        MemberScore.objects.filter(scored_at=run_at, churn_risk__gte=rule.threshold)
-        .exclude(member_id__in=recent.values("member_id"))
-        .exclude(member_id__in=this_run.values("member_id"))
+        candidates.exclude(member_id__in=recent.values("member_id"))
+        .exclude(
+            member_id__in=WinBack.objects.filter(started_at=run_at).values("member_id")
+        )
         .order_by("member_id")
         .values_list("member_id", "churn_risk")
     )

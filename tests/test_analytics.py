@@ -227,3 +227,18 @@ def test_the_segment_trend_follows_the_runs_of_the_period():
     assert [(row["active"], row["cooling"]) for row in rows] == [(1, 0), (0, 1)]
     html = owner().get(URL).content.decode()
     assert 'id="loyalty-table-trend"' in html
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"date_from": "0002-01-01"}, "Choose days between 2000-01-01 and today."),
+        ({"date_from": "2999-01-01"}, "Choose days between 2000-01-01 and today."),
+        ({"date_to": "1999-06-01"}, "Choose days between 2000-01-01 and today."),
+        ({"date_from": "2001-01-01", "date_to": "2026-01-01"}, "at most two years"),
+    ],
+)
+def test_one_date_alone_is_checked_too(params, message):
+    response = owner().get(URL, params)
+    assert response.status_code == 200
+    assert message in unescape(response.content.decode())

@@ -118,6 +118,8 @@ def test_a_member_picked_by_two_rules_gets_the_first_ones_only(winback_design):
         coupon_design=winback_design,
     )
     gone = lapsed()
+    gold = Tier.objects.create(code="gold", name="Gold", rank=2, threshold=5000)
+    Member.objects.filter(pk=gone.pk).update(tier=gold)
 
     nightly()
 
@@ -382,3 +384,31 @@ def test_a_pick_counts_the_first_order_after_it_not_cancelled_ones():
     found = WinBack.objects.annotate(returned=winback.returned_at()).get()
     assert found.returned == NOW - timedelta(days=20)
     assert OrderActivity.objects.filter(member=who).count() == 2
+
+
+def test_a_member_picked_by_one_rule_is_not_picked_by_another_the_next_night(
+    winback_design,
+):
+    rule(name="Points", priority=1, holdout_percent=50)
+    rule(name="Coupon", action=WinBackRule.Action.COUPON, coupon_design=winback_design)
+    gone = lapsed()
+
+    nightly()
+    nightly(NOW + timedelta(days=1))
+
+    assert list(WinBack.objects.values_list("member", "rule__name")) == [
+        (gone.pk, "Points")
+    ]
+
+
+def test_tier_protection_picks_only_members_in_a_tier(db):
+    gold = Tier.objects.create(code="gold", name="Gold", rank=2, threshold=5000)
+    rule(action=WinBackRule.Action.PROTECT, days=30)
+    in_tier, tierless = lapsed(), lapsed()
+    Member.objects.filter(pk=in_tier.pk).update(tier=gold)
+
+    nightly()
+
+    assert list(WinBack.objects.values_list("member", flat=True)) == [in_tier.pk]
+    tierless.refresh_from_db()
+    assert tierless.tier_protected_until is None

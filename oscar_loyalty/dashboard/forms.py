@@ -7,7 +7,7 @@ the member's row lock, since a balance can change between the form and the write
 
 import re
 import uuid
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django import forms
@@ -1525,27 +1525,41 @@ class AnalyticsPeriodForm(DateRangeForm):
     compared with the period of the same length before it."""
 
     MAX_DAYS = 731
+    EARLIEST = date(2000, 1, 1)
 
     def period(self):
         from ..analytics import Period, default_period
 
-        if not self.is_valid():
+        if not self.is_valid() or "first" not in self.cleaned_data:
             return default_period()
-        first, last = self.cleaned_data["date_from"], self.cleaned_data["date_to"]
-        if not first and not last:
-            return default_period()
-        last = last or timezone.localdate()
-        first = first or last - timedelta(days=29)
-        return Period(first, last)
+        return Period(self.cleaned_data["first"], self.cleaned_data["last"])
 
     def clean(self):
         cleaned = super().clean()
         first, last = cleaned.get("date_from"), cleaned.get("date_to")
-        if first and last and (last - first).days >= self.MAX_DAYS:
+        if not first and not last:
+            return cleaned
+        today = timezone.localdate()
+        if any(day < self.EARLIEST or day > today for day in (first, last) if day):
+            raise forms.ValidationError(
+                _("Choose days between %(earliest)s and today.")
+                % {"earliest": self.EARLIEST.isoformat()}
+            )
+        last = last or min(first + timedelta(days=29), today)
+        first = first or last - timedelta(days=29)
+        if first > last:
+            raise forms.ValidationError(_("The first date is after the last."))
+        if first < self.EARLIEST:
+            raise forms.ValidationError(
+                _("Choose days between %(earliest)s and today.")
+                % {"earliest": self.EARLIEST.isoformat()}
+            )
+        if (last - first).days >= self.MAX_DAYS:
             raise forms.ValidationError(
                 _(
                     "Choose at most two years: the figures are compared with the "
                     "period of the same length before."
                 )
             )
+        cleaned.update(first=first, last=last)
         return cleaned

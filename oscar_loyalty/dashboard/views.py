@@ -89,6 +89,7 @@ from ..models import (
     Referral,
     Reward,
     RewardRedemption,
+    ScoringRun,
     Tier,
     TierChange,
     WinBack,
@@ -2448,7 +2449,7 @@ KPIS = (
 )
 FUNNEL_STEPS = {
     "registered": gettext_lazy("Joined"),
-    "signed_in": gettext_lazy("Signed in"),
+    "signed_in": gettext_lazy("Signed in again after their first day"),
     "profile": gettext_lazy("Completed the profile"),
     "bought": gettext_lazy("First order within 7 days"),
 }
@@ -2503,7 +2504,16 @@ class AnalyticsView(TemplateView):
                 kind=ExportRecord.Kind.ANALYTICS,
                 file_format=file_format,
                 header=[str(title) for title in table["header"]],
-                rows=iter([[str(cell) for cell in row] for row in table["rows"]]),
+                # Numbers stay numbers; labels (lazy) become text.
+                rows=iter(
+                    [
+                        [
+                            cell if isinstance(cell, (int, Decimal)) else str(cell)
+                            for cell in row
+                        ]
+                        for row in table["rows"]
+                    ]
+                ),
                 count=len(table["rows"]),
                 filters={
                     "table": wanted,
@@ -2524,13 +2534,22 @@ class AnalyticsView(TemplateView):
                     **analytics.points_figures(p),
                 }
 
-            # Segments as the owner saw them at the period's end.
-            run = scoring.run_as_of(period.end)
+            # Segments as the owner saw them at the period's end: the counts
+            # from the last run's summary; the RFM grid and the member lists
+            # from the last run that kept its members' rows (the same run
+            # unless the period ended over 90 days ago).
+            run = (
+                ScoringRun.objects.filter(scored_at__lt=period.end)
+                .order_by("-scored_at")
+                .first()
+            )
+            rows_run = scoring.run_as_of(period.end)
             self._figures = {
                 "kpis": analytics.compare(of(period), of(before)),
                 "liability": analytics.liability_figures(period, point_value()),
                 "run": run,
-                "rfm": analytics.rfm_grid(run),
+                "rows_run": rows_run,
+                "rfm": analytics.rfm_grid(rows_run),
                 "funnel": analytics.activation_funnel(period),
                 "campaigns": analytics.campaign_results(period),
                 "flow": analytics.points_flow(period),
@@ -2759,13 +2778,14 @@ class AnalyticsView(TemplateView):
         query.pop("format", None)
         newest = scoring.current_run()
         as_of = ""
-        if figures["run"] is not None and figures["run"] != newest:
+        if figures["rows_run"] is not None and figures["rows_run"] != newest:
             as_of = f"&as_of={self.period.last.isoformat()}"
         context.update(
             form=self.form,
             period=self.period,
             previous=self.period.previous(),
             run=figures["run"],
+            rows_run=figures["rows_run"],
             tiles=[
                 {
                     "key": key,

@@ -25,14 +25,22 @@ def runs_of_earlier_scores(apps, schema_editor):
     stays the members' current segments until the next run."""
     MemberScore = apps.get_model("oscar_loyalty", "MemberScore")
     ScoringRun = apps.get_model("oscar_loyalty", "ScoringRun")
-    counts = (
+    runs = {}
+    for when, activity, value, n in (
         MemberScore.objects.order_by()
-        .values("scored_at")
+        .values("scored_at", "activity_segment", "value_segment")
         .annotate(n=models.Count("pk"))
-        .values_list("scored_at", "n")
-    )
+        .values_list("scored_at", "activity_segment", "value_segment", "n")
+    ):
+        run = runs.setdefault(
+            when, {"members": 0, "summary": {"activity": {}, "value": {}}}
+        )
+        run["members"] += n
+        for key, segment in (("activity", activity), ("value", value)):
+            counts = run["summary"][key]
+            counts[segment] = counts.get(segment, 0) + n
     ScoringRun.objects.bulk_create(
-        [ScoringRun(scored_at=when, members=n) for when, n in counts],
+        [ScoringRun(scored_at=when, **fields) for when, fields in runs.items()],
         ignore_conflicts=True,
     )
 
