@@ -5,13 +5,14 @@ Figures:
 * ``scoring_members`` and ``scoring_orders``: the shop scored (``--scale`` × 1 M
   members with five orders each; default 0.1);
 * ``scoring_task_seconds``: wall seconds of ``oscar_loyalty.tasks.score_members``
-  (eager: the run's cut points, then ``score_members_chunk`` over member-id
-  ranges) scoring them: activity, value, RFM and churn risk, history rows and
-  members' segments written;
+  (eager: one transaction that measures every member who agreed, takes the cut
+  points and writes the run's rows; then the win-back rules and the history
+  thinning) scoring them: activity, value, RFM and churn risk;
 * ``scoring_1m_members_seconds``: the same, printed only by a ``--scale 1`` run
   (goal ≤ 10 s); smaller runs print "not measured";
-* ``scoring_raw_sql_seconds``: the same scores as one hand-written SQL statement
-  over all members, on an identical fresh copy of the data, in the same run;
+* ``scoring_raw_sql_seconds``: the same scores by hand-written SQL (two
+  statements, one transaction) over all members, on an identical fresh copy of
+  the data, in the same run;
 * ``scoring_vs_raw_sql_ratio``: the first over the second (goal ≤ 1.5).
 
 The worker (:mod:`bench._scoring_worker`) explains the data and the checks.
