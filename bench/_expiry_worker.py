@@ -108,11 +108,6 @@ def expire_with_the_task(now):
     return time.perf_counter() - started, chunks
 
 
-def checkpoint(url):
-    with pg.connect(url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-
-
 CHECKS = {
     "due lots left": """
         SELECT count(*) FROM {lot}
@@ -205,13 +200,13 @@ def main(argv=None):
     pg.recreate_database(args.raw_database_url, template=args.database_url)
     info(f"expiry: copied the dataset in {time.perf_counter() - started:.1f} s")
 
-    checkpoint(args.raw_database_url)
+    pg.checkpoint(args.raw_database_url)
     raw_seconds, raw_expired = expire_with_raw_sql(
         args.raw_database_url, now, loyalty_settings.EXPIRY_CHUNK
     )
     info(f"expiry: raw SQL expired {raw_expired} lots in {raw_seconds:.1f} s")
 
-    checkpoint(args.database_url)
+    pg.checkpoint(args.database_url)
     task_seconds, chunks = expire_with_the_task(now)
     info(
         f"expiry: the task expired {due} lots in {chunks} chunks, {task_seconds:.1f} s"

@@ -246,11 +246,6 @@ def score_with_the_task(now):
     return time.perf_counter() - started, members
 
 
-def checkpoint(url):
-    with pg.connect(url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-
-
 FINGERPRINTS = {
     "history rows": """
         SELECT member_id / %(chunk)s, md5(string_agg(concat_ws(':', member_id,
@@ -299,31 +294,6 @@ def counts(url, now):
         return found
 
 
-def disagreements(first, second, labels):
-    problems = []
-    for what, rows in first.items():
-        mine, other = dict(rows), dict(second[what])
-        differing = sorted(
-            chunk
-            for chunk in mine.keys() | other.keys()
-            if mine.get(chunk) != other.get(chunk)
-        )
-        if differing:
-            problems.append(
-                f"{labels}: {what} differ in {len(differing)} chunk(s) of member "
-                f"ids, first {differing[0]}"
-            )
-    return problems
-
-
-def pause_autovacuum():
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for name in tables().values():
-            cursor.execute(f"ALTER TABLE {name} SET (autovacuum_enabled = false)")
-
-
 def main(argv=None):
     args = parse_args(argv)
     members = max(round(FULL_SCALE_MEMBERS * args.scale), 1)
@@ -337,18 +307,18 @@ def main(argv=None):
 
     chunk = 50_000  # member ids per fingerprint
     now = timezone.now().replace(microsecond=0)
-    pause_autovacuum()
+    pg.pause_autovacuum(tables().values())
     dataset.populate_scoring(members=members, now=now)
     connection.close()
     started = time.perf_counter()
     pg.recreate_database(args.raw_database_url, template=args.database_url)
     info(f"scoring: copied the dataset in {time.perf_counter() - started:.1f} s")
 
-    checkpoint(args.raw_database_url)
+    pg.checkpoint(args.raw_database_url)
     raw_seconds = score_with_raw_sql(args.raw_database_url, now)
     info(f"scoring: raw SQL scored in {raw_seconds:.1f} s")
 
-    checkpoint(args.database_url)
+    pg.checkpoint(args.database_url)
     task_seconds, scored = score_with_the_task(now)
     connection.close()
     info(f"scoring: the task scored {scored} members in {task_seconds:.1f} s")
@@ -366,7 +336,7 @@ def main(argv=None):
         if found[label]["members scored who did not agree"]:
             problems.append(f"{label}: members scored without consent")
     prints = fingerprints(args.database_url, now, chunk)
-    problems += disagreements(
+    problems += pg.disagreements(
         prints, fingerprints(args.raw_database_url, now, chunk), "task and raw SQL"
     )
 
@@ -374,7 +344,7 @@ def main(argv=None):
     started = time.perf_counter()
     again, _members = score_with_the_task(now)
     connection.close()
-    problems += disagreements(
+    problems += pg.disagreements(
         prints, fingerprints(args.database_url, now, chunk), "task: second run"
     )
     info(f"scoring: second run and checks in {time.perf_counter() - started:.1f} s")

@@ -201,11 +201,6 @@ def review_with_the_task(now):
     return time.perf_counter() - started, chunks
 
 
-def checkpoint(url):
-    with pg.connect(url, autocommit=True) as conn:
-        conn.execute("CHECKPOINT")
-
-
 EXPECTED = """
 WITH qualifying AS (
     SELECT member_id, sum(spend - refunded) AS value FROM {activity}
@@ -335,24 +330,6 @@ def fingerprints(url, chunk):
         }
 
 
-def disagreements(first, second, labels):
-    problems = []
-    for what, rows in first.items():
-        other = dict(second[what])
-        mine = dict(rows)
-        differing = sorted(
-            chunk
-            for chunk in mine.keys() | other.keys()
-            if mine.get(chunk) != other.get(chunk)
-        )
-        if differing:
-            problems.append(
-                f"{labels}: {what} differ in {len(differing)} chunk(s) of member "
-                f"ids, first {differing[0]}"
-            )
-    return problems
-
-
 def count_changes(url):
     with pg.connect(url, autocommit=True) as conn:
         return conn.execute(
@@ -374,16 +351,6 @@ def check_settings():
         raise SystemExit(f"tier_review: the raw SQL assumes {wanted}; found {found}")
 
 
-def pause_autovacuum():
-    """Autovacuum off on the tables the review reads and writes (see
-    :func:`bench.dataset.pause_autovacuum`)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        for name in tables().values():
-            cursor.execute(f"ALTER TABLE {name} SET (autovacuum_enabled = false)")
-
-
 def main(argv=None):
     args = parse_args(argv)
     members = max(round(FULL_SCALE_MEMBERS * args.scale), 1)
@@ -400,7 +367,7 @@ def main(argv=None):
 
     chunk = loyalty_settings.TIER_REVIEW_CHUNK
     now = timezone.now().replace(microsecond=0)
-    pause_autovacuum()
+    pg.pause_autovacuum(tables().values())
     dataset.populate_tiers(
         members=members, now=now, window_start=rules.tier_window_start(now)
     )
@@ -409,7 +376,7 @@ def main(argv=None):
     pg.recreate_database(args.raw_database_url, template=args.database_url)
     info(f"tier_review: copied the dataset in {time.perf_counter() - started:.1f} s")
 
-    checkpoint(args.raw_database_url)
+    pg.checkpoint(args.raw_database_url)
     raw_seconds, raw_counts = review_with_raw_sql(args.raw_database_url, now, chunk)
     info(
         f"tier_review: raw SQL moved {raw_counts[0]} up and {raw_counts[1]} down, "
@@ -417,7 +384,7 @@ def main(argv=None):
         f"{raw_seconds:.1f} s"
     )
 
-    checkpoint(args.database_url)
+    pg.checkpoint(args.database_url)
     task_seconds, chunks = review_with_the_task(now)
     connection.close()
     changes = count_changes(args.database_url)
@@ -439,7 +406,7 @@ def main(argv=None):
             f"tier_review: checked the {label} run in "
             f"{time.perf_counter() - started:.1f} s"
         )
-    problems += disagreements(prints["task"], prints["raw SQL"], "task and raw SQL")
+    problems += pg.disagreements(prints["task"], prints["raw SQL"], "task and raw SQL")
 
     # A second review at the same moment finds nothing to do, on both.
     started = time.perf_counter()
@@ -448,7 +415,7 @@ def main(argv=None):
     again = count_changes(args.database_url) - changes
     if again:
         problems.append(f"task: a second review at the same now made {again} changes")
-    problems += disagreements(
+    problems += pg.disagreements(
         prints["task"], fingerprints(args.database_url, chunk), "task: second review"
     )
     _seconds, raw_again = review_with_raw_sql(args.raw_database_url, now, chunk)

@@ -171,14 +171,10 @@ def populate(*, members, due_lots, valid_lots, now):
 
 
 def pause_autovacuum():
-    """Autovacuum off on the ledger tables (see the expiry benchmark: two runs on
-    two databases are compared, and a vacuum of one during the other would tilt the
-    comparison on a two-core machine)."""
-    with connection.cursor() as cursor:
-        for model in LEDGER_MODELS:
-            cursor.execute(
-                f"ALTER TABLE {table(model)} SET (autovacuum_enabled = false)"
-            )
+    """Autovacuum off on the ledger tables (:func:`bench.pg.pause_autovacuum`)."""
+    from bench import pg
+
+    pg.pause_autovacuum(table(model) for model in LEDGER_MODELS)
 
 
 #: The tiers of :func:`populate_tiers`: (code, name, rank, threshold in money).

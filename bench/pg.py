@@ -183,3 +183,43 @@ def fresh_copy(tag):
     url = bench_database_url(template, tag)
     recreate_database(url, template=template)
     return url
+
+
+# Helpers of the workers that compare a task with its raw SQL bound ------------------
+
+
+def checkpoint(url):
+    """Flush the database's dirty pages, so the next timed run does not pay for
+    the writes of the one before."""
+    with connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
+
+
+def pause_autovacuum(table_names):
+    """Autovacuum off on ``table_names`` of Django's database: two runs on two
+    copies are compared, and a vacuum of one during the other would tilt the
+    comparison on a two-core machine."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for name in table_names:
+            cursor.execute(f"ALTER TABLE {name} SET (autovacuum_enabled = false)")
+
+
+def disagreements(first, second, labels):
+    """Sentences for the fingerprints (``{what: [(chunk, md5)]}``) that differ
+    between two databases; empty when they agree."""
+    problems = []
+    for what, rows in first.items():
+        mine, other = dict(rows), dict(second[what])
+        differing = sorted(
+            chunk
+            for chunk in mine.keys() | other.keys()
+            if mine.get(chunk) != other.get(chunk)
+        )
+        if differing:
+            problems.append(
+                f"{labels}: {what} differ in {len(differing)} chunk(s) of member "
+                f"ids, first {differing[0]}"
+            )
+    return problems

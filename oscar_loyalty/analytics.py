@@ -37,6 +37,8 @@ from oscar.core.loading import get_model
 from . import rules
 from .conf import loyalty_settings
 from .models import (
+    SEGMENT_CHOICES,
+    SEGMENT_DIMENSIONS,
     ActionAward,
     ActionRule,
     Campaign,
@@ -98,26 +100,22 @@ def _ratio(part, whole):
     return None if not whole else Decimal(part) / Decimal(whole)
 
 
-def _active_members(period):
-    """Ids of members active in the period, as one subquery (a UNION)."""
-    orders = (
+def _active(period):
+    """Members active in the period: placed an order (not cancelled), earned an
+    action reward or redeemed points in it."""
+    sources = (
         OrderActivity.objects.filter(
             period.in_period("placed_at"), cancelled_at__isnull=True
-        )
-        .order_by()
-        .values("member_id")
+        ),
+        ActionAward.objects.filter(period.in_period("created_at")),
+        Posting.objects.filter(
+            period.in_period("created_at"), kind=Posting.Kind.REDEEM
+        ),
     )
-    awards = (
-        ActionAward.objects.filter(period.in_period("created_at"))
-        .order_by()
-        .values("member_id")
-    )
-    redeems = (
-        Posting.objects.filter(period.in_period("created_at"), kind=Posting.Kind.REDEEM)
-        .order_by()
-        .values("member_id")
-    )
-    return orders.union(awards, redeems)
+    found = Q(pk__in=[])
+    for source in sources:
+        found |= Q(pk__in=source.values("member_id"))
+    return found
 
 
 def member_figures(period):
@@ -126,27 +124,9 @@ def member_figures(period):
         new=Count("pk", filter=period.in_period("joined_at")),
         at_end=Count("pk", filter=Q(joined_at__lt=period.end)),
     )
-    active = _active_members(period).count()
-    retained = (
-        Member.objects.filter(joined_at__lt=period.start)
-        .filter(
-            Q(
-                pk__in=OrderActivity.objects.filter(
-                    period.in_period("placed_at"), cancelled_at__isnull=True
-                ).values("member_id")
-            )
-            | Q(
-                pk__in=ActionAward.objects.filter(
-                    period.in_period("created_at")
-                ).values("member_id")
-            )
-            | Q(
-                pk__in=Posting.objects.filter(
-                    period.in_period("created_at"), kind=Posting.Kind.REDEEM
-                ).values("member_id")
-            )
-        )
-        .count()
+    active = Member.objects.filter(_active(period)).aggregate(
+        active=Count("pk"),
+        retained=Count("pk", filter=Q(joined_at__lt=period.start)),
     )
     buyers = (
         OrderActivity.objects.filter(
@@ -161,9 +141,9 @@ def member_figures(period):
         "members": counts["at_end"],
         "new_members": counts["new"],
         "growth_rate": _ratio(counts["new"], counts["before"]),
-        "active_members": active,
-        "active_rate": _ratio(active, counts["at_end"]),
-        "retention_rate": _ratio(retained, counts["before"]),
+        "active_members": active["active"],
+        "active_rate": _ratio(active["active"], counts["at_end"]),
+        "retention_rate": _ratio(active["retained"], counts["before"]),
         "repeat_rate": _ratio(repeating, buying),
     }
 
@@ -432,6 +412,23 @@ def segment_trend(period):
 
 
 TREND_SEGMENTS = ("active", "cooling", "at_risk", "dormant")
+
+
+def segment_counts(run):
+    """``[(dimension, segment, label, members)]`` for every segment, from the
+    run's summary (zeros without a run)."""
+    summary = run.summary if run is not None else {}
+    names = dict(SEGMENT_CHOICES)
+    return [
+        (
+            dimension,
+            code,
+            names[f"{dimension}:{code}"],
+            summary.get(dimension, {}).get(code, 0),
+        )
+        for dimension, _label, choices in SEGMENT_DIMENSIONS
+        for code, _name in choices
+    ]
 
 
 def rfm_grid(run):

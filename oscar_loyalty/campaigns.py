@@ -165,8 +165,7 @@ class Info:
     kind: str
     name: str
     multiplier: Decimal
-    ranks: set = field(default_factory=set)
-    open_to_all: bool = False
+    ranks: set = field(default_factory=set)  # empty: every tier
     segments: set = field(default_factory=set)
     steps: list = field(default_factory=list)
 
@@ -195,9 +194,7 @@ def _campaigns(basket):
             info = cached[offer_id] = by_campaign[pk] = Info(
                 pk, kind, name, multiplier, segments=set(segments or ())
             )
-        if rank is None:
-            info.open_to_all = True
-        else:
+        if rank is not None:
             info.ranks.add(rank)
     spend_save = [
         pk for pk, info in by_campaign.items() if info.kind == Campaign.Kind.SPEND_SAVE
@@ -224,9 +221,12 @@ def in_audience(offer, basket):
     info = campaign_of(offer, basket)
     if info is None or not getattr(basket, "owner_id", None):
         return False
-    if not info.open_to_all and rules_lookup.basket_tier(basket)[0] not in info.ranks:
-        return False
-    return not info.segments or bool(info.segments & basket_segments(basket))
+    return rules_lookup.in_campaign_audience(
+        info.ranks,
+        info.segments,
+        rules_lookup.basket_tier(basket)[0],
+        lambda: basket_segments(basket),
+    )
 
 
 def best_step(steps, value):

@@ -75,17 +75,23 @@ def active_rules(at=None, *, tier_rank=None, segments=None):
             found.append(set(segments() if segments is not None else ()))
         return found[0]
 
-    def admitted(campaign_id):
-        ranks, wanted = audience[campaign_id]
-        if ranks and tier_rank not in ranks:
-            return False
-        return not wanted or bool(wanted & member_segments())
-
     return [
         rule
         for rule in rules
-        if campaign_of[rule.pk] is None or admitted(campaign_of[rule.pk])
+        if campaign_of[rule.pk] is None
+        or in_campaign_audience(
+            *audience[campaign_of[rule.pk]], tier_rank, member_segments
+        )
     ]
+
+
+def in_campaign_audience(ranks, segments, tier_rank, member_segments):
+    """Whether a member is in a campaign's audience: of one of its tiers
+    (``ranks``; any when empty) and in one of its ``segments`` (any when empty;
+    ``member_segments`` is called only then)."""
+    if ranks and tier_rank not in ranks:
+        return False
+    return not segments or bool(segments & member_segments())
 
 
 def _campaign_id(rule):

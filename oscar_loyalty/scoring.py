@@ -102,19 +102,6 @@ VALUE_SHARE = 5
 QUINTILES = (1, 2, 3, 4)
 
 
-def activity_of(days, bounds=None):
-    """The activity segment of a member last active ``days`` ago (the rule the
-    SQL applies; for forms and tests)."""
-    active, cooling, at_risk = bounds or loyalty_settings.ACTIVITY_DAYS
-    if days <= active:
-        return "active"
-    if days <= cooling:
-        return "cooling"
-    if days <= at_risk:
-        return "at_risk"
-    return "dormant"
-
-
 def window_start(now):
     return rules.add_months(now, -loyalty_settings.VALUE_WINDOW_MONTHS)
 
@@ -524,17 +511,17 @@ def run_as_of(moment):
     )
 
 
-def in_segments(members, run=None, **wanted):
+def in_segments(members, *conditions, run=None, **wanted):
     """``members`` narrowed to those whose row in ``run`` (the newest by
-    default) matches ``wanted`` (``rfm_segment="lost"``, ``churn_risk__gte=70``…);
-    none before a first run."""
+    default) matches ``conditions`` and ``wanted`` (``rfm_segment="lost"``,
+    ``churn_risk__gte=70``…); none before a first run."""
     newest = run or current_run()
     if newest is None:
         return members.none()
     return members.filter(
-        pk__in=MemberScore.objects.filter(scored_at=newest.scored_at, **wanted).values(
-            "member_id"
-        )
+        pk__in=MemberScore.objects.filter(
+            *conditions, scored_at=newest.scored_at, **wanted
+        ).values("member_id")
     )
 
 
@@ -568,14 +555,7 @@ def segment_q(codes):
 
 def members_in(members, codes):
     """``members`` in any of the segments ``codes`` by the newest run."""
-    newest = current_run()
-    if newest is None:
-        return members.none()
-    return members.filter(
-        pk__in=MemberScore.objects.filter(
-            segment_q(codes), scored_at=newest.scored_at
-        ).values("member_id")
-    )
+    return in_segments(members, segment_q(codes))
 
 
 def segments_of(member_id):
@@ -646,24 +626,17 @@ def forget(members):
     MemberScore.objects.filter(scored_at__in=_runs(), member__in=members).delete()
 
 
-def forget_unconsenting(members=None):
+def forget_unconsenting():
     """Members scored by the newest run who have since lost their profiling
     consent (withdrawn, or their account closed) keep no scoring history.
     (Withdrawing forgets at once: this catches accounts closed meanwhile.)"""
-    newest = ScoringRun.objects.order_by("-scored_at").first()
+    newest = ScoringRun.objects.order_by("-scored_at").first()  # not the cache
     if newest is None:
         return
-    scored = Member.objects.filter(
-        pk__in=MemberScore.objects.filter(scored_at=newest.scored_at).values(
-            "member_id"
-        )
-    )
-    if members is not None:
-        scored = scored.filter(pk__in=members)
     gone = list(
-        scored.exclude(pk__in=consent.consenting("profiling")).values_list(
-            "pk", flat=True
-        )
+        in_segments(Member.objects.all(), run=newest)
+        .exclude(pk__in=consent.consenting("profiling"))
+        .values_list("pk", flat=True)
     )
     if gone:
         forget(Member.objects.filter(AnyOf("pk", gone)))

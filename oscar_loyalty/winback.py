@@ -80,38 +80,45 @@ def _start_rule(rule, run_at):
         )
     picked = list(
         candidates.exclude(member_id__in=recent.values("member_id"))
-        .exclude(
-            member_id__in=WinBack.objects.filter(started_at=run_at).values("member_id")
-        )
         .order_by("member_id")
         .values_list("member_id", "churn_risk")
     )
     if not picked:
         return 0
     until = run_at + timedelta(days=rule.days)
-    rows = [
-        WinBack(
-            rule=rule,
-            member_id=member_id,
-            started_at=run_at,
-            churn_risk=risk,
-            action=rule.action,
-            held_out=held_out(rule, member_id, run_at, rule.holdout_percent),
-            until=None if rule.action == WinBackRule.Action.COUPON else until,
-        )
-        for member_id, risk in picked
+    treated = [
+        member_id
+        for member_id, _risk in picked
+        if not held_out(rule, member_id, run_at, rule.holdout_percent)
     ]
-    WinBack.objects.bulk_create(rows, batch_size=5000)
-    treated = [row.member_id for row in rows if not row.held_out]
-    if treated:
-        _act(rule, treated, run_at, until)
-    return len(rows)
+    coupons = _act(rule, treated, run_at, until) if treated else {}
+    treated = set(treated)
+    WinBack.objects.bulk_create(
+        [
+            WinBack(
+                rule=rule,
+                member_id=member_id,
+                started_at=run_at,
+                churn_risk=risk,
+                action=rule.action,
+                held_out=member_id not in treated,
+                until=None if rule.action == WinBackRule.Action.COUPON else until,
+                coupon_id=coupons.get(member_id),
+            )
+            for member_id, risk in picked
+        ],
+        batch_size=5000,
+    )
+    return len(picked)
 
 
 def _act(rule, member_ids, run_at, until):
+    """The rule's action for ``member_ids`` and their message; returns
+    ``{member id: coupon id}`` of the coupons issued (coupon rules)."""
     Action = WinBackRule.Action
     # The message reads the boost or the protection off the member.
     extra = {pk: {"winback_action": rule.action} for pk in member_ids}
+    coupons = {}
     if rule.action == Action.COUPON:
         from .services.coupons import issue_to_members
 
@@ -125,15 +132,9 @@ def _act(rule, member_ids, run_at, until):
             event=None,
             collect=issued,
         )
-        for member_id, coupon_ids in issued.items():
-            extra[member_id]["coupon_id"] = coupon_ids[0]
-        winbacks = list(
-            WinBack.objects.filter(rule=rule, started_at=run_at, held_out=False)
-        )
-        for winback in winbacks:
-            ids = issued.get(winback.member_id)
-            winback.coupon_id = ids[0] if ids else None
-        WinBack.objects.bulk_update(winbacks, ["coupon"], batch_size=2000)
+        coupons = {member_id: ids[0] for member_id, ids in issued.items()}
+        for member_id, coupon_id in coupons.items():
+            extra[member_id]["coupon_id"] = coupon_id
     elif rule.action == Action.POINTS:
         Member.objects.filter(AnyOf("pk", member_ids)).update(
             points_boost=rule.multiplier, points_boost_until=until
@@ -145,6 +146,7 @@ def _act(rule, member_ids, run_at, until):
             )
         )
     notify("winback", member_ids, extra)
+    return coupons
 
 
 def returned_at():

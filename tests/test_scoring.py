@@ -62,7 +62,10 @@ def segments(who):
      (91, "at_risk"), (180, "at_risk"), (181, "dormant"), (900, "dormant")],
 )  # fmt: skip
 def test_activity_boundaries(days, expected):
-    assert scoring.activity_of(days, (30, 90, 180)) == expected
+    # Joined (an interaction) exactly ``days`` before the run, nothing since.
+    who = member(joined_days=days)
+    scoring.score_all(NOW)
+    assert segments(who)[0] == expected
 
 
 def test_the_last_interaction_of_any_kind_sets_the_activity():

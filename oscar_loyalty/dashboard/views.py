@@ -71,8 +71,6 @@ from ..exceptions import (
 )
 from ..models import (
     ACTIVITY_SEGMENTS,
-    SEGMENT_CHOICES,
-    SEGMENT_DIMENSIONS,
     ActionRule,
     Campaign,
     CampaignStep,
@@ -2453,7 +2451,6 @@ FUNNEL_STEPS = {
     "profile": gettext_lazy("Completed the profile"),
     "bought": gettext_lazy("First order within 7 days"),
 }
-SEGMENT_FILTERS = {"activity": "activity", "value": "value", "rfm": "rfm"}
 
 
 def shown(value, how):
@@ -2549,6 +2546,7 @@ class AnalyticsView(TemplateView):
                 "liability": analytics.liability_figures(period, point_value()),
                 "run": run,
                 "rows_run": rows_run,
+                "segments": analytics.segment_counts(run),
                 "rfm": analytics.rfm_grid(rows_run),
                 "funnel": analytics.activation_funnel(period),
                 "campaigns": analytics.campaign_results(period),
@@ -2563,13 +2561,7 @@ class AnalyticsView(TemplateView):
         figures = self.figures()
         run = figures["run"]
         summary = run.summary if run is not None else {}
-        segment_names = dict(SEGMENT_CHOICES)
-        segments = [
-            [segment_names.get(f"{dimension}:{code}", code), count]
-            for dimension, _label, choices in SEGMENT_DIMENSIONS
-            for code, _name in choices
-            for count in [summary.get(dimension, {}).get(code, 0)]
-        ]
+        segments = [[label, count] for _d, _c, label, count in figures["segments"]]
         kpi_rows = [
             [label, shown(now, how), shown(before, how), shown_change(change, how)]
             for key, label, how in KPIS
@@ -2725,13 +2717,11 @@ class AnalyticsView(TemplateView):
         summary = run.summary if run is not None else {}
         found = {}
         if run is not None:
-            labels, counts = [], []
-            for dimension, dimension_label, choices in SEGMENT_DIMENSIONS:
-                for code, label in choices:
-                    labels.append(f"{dimension_label}: {label}")
-                    counts.append(summary.get(dimension, {}).get(code, 0))
             found["segments"] = charts.horizontal_bar(
-                _("Members per segment"), labels, counts, height=520
+                _("Members per segment"),
+                [label for _d, _c, label, _n in figures["segments"]],
+                [count for _d, _c, _l, count in figures["segments"]],
+                height=520,
             )
             found["churn"] = charts.bar(
                 _("Churn risk"),
@@ -2801,22 +2791,10 @@ class AnalyticsView(TemplateView):
             ],
             tables={table["id"]: table for table in self.tables()},
             charts=self.charts(),
+            # The member search's fields are named after the dimensions.
             segment_links=[
-                {
-                    "label": label,
-                    "count": count,
-                    "query": f"{SEGMENT_FILTERS[dimension]}={code}{as_of}",
-                }
-                for dimension, _label, choices in SEGMENT_DIMENSIONS
-                for code, label in [
-                    (code, dict(SEGMENT_CHOICES)[f"{dimension}:{code}"])
-                    for code, _name in choices
-                ]
-                for count in [
-                    (figures["run"].summary if figures["run"] else {})
-                    .get(dimension, {})
-                    .get(code, 0)
-                ]
+                {"label": label, "count": count, "query": f"{dimension}={code}{as_of}"}
+                for dimension, code, label, count in figures["segments"]
             ],
             can_export=self.request.user.has_perm("oscar_loyalty.export_data"),
             can_view_members=self.request.user.has_perm("oscar_loyalty.view_member"),
