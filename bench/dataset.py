@@ -42,6 +42,22 @@ def _is_superuser(cursor):
     return bool(row and row[0])
 
 
+def _finish(cursor, fast, *, written, analysed):
+    """After loading: the id sequences of the ``written`` models past their rows,
+    foreign-key triggers back on, and the ``analysed`` tables vacuumed (visibility
+    map set, as autovacuum would) and analysed."""
+    for model in written:
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
+            f"(SELECT max(id) FROM {table(model)}))",
+            [model._meta.db_table],
+        )
+    if fast:
+        cursor.execute("SET session_replication_role = DEFAULT")
+    for model in analysed:
+        cursor.execute(f"VACUUM ANALYZE {table(model)}")
+
+
 def populate(*, members, due_lots, valid_lots, now):
     """Add ``members`` members with ``due_lots`` lots past ``now`` and ``valid_lots``
     lots expiring after it; returns (first member id, last member id).
@@ -156,16 +172,18 @@ def populate(*, members, due_lots, valid_lots, now):
             """,
             params,
         )
-        for model in (User, *LEDGER_MODELS):
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
-                f"(SELECT max(id) FROM {table(model)}))",
-                [model._meta.db_table],
-            )
-        if fast:
-            cursor.execute("SET session_replication_role = DEFAULT")
-        for model in (User, *LEDGER_MODELS):
-            cursor.execute(f"VACUUM ANALYZE {table(model)}")
+        _finish(
+            cursor,
+            fast,
+            written=(
+                User,
+                *LEDGER_MODELS,
+            ),
+            analysed=(
+                User,
+                *LEDGER_MODELS,
+            ),
+        )
     info(f"dataset: written and analysed in {time.perf_counter() - started:.1f} s")
     return m0 + 1, m0 + members
 
@@ -375,16 +393,23 @@ def populate_tiers(*, members, now, window_start):
             params,
         )
         info("dataset: members' tiers and tier groups")
-        for model in (Group, Tier, OrderActivity, Membership):
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
-                f"(SELECT max(id) FROM {table(model)}))",
-                [model._meta.db_table],
-            )
-        if fast:
-            cursor.execute("SET session_replication_role = DEFAULT")
-        for model in (Group, Tier, Member, OrderActivity, Membership):
-            cursor.execute(f"VACUUM ANALYZE {table(model)}")
+        _finish(
+            cursor,
+            fast,
+            written=(
+                Group,
+                Tier,
+                OrderActivity,
+                Membership,
+            ),
+            analysed=(
+                Group,
+                Tier,
+                Member,
+                OrderActivity,
+                Membership,
+            ),
+        )
     seconds = time.perf_counter() - started
     info(f"dataset: tiers written and analysed in {seconds:.1f} s")
     return first, last
@@ -470,15 +495,21 @@ def populate_scoring(*, members, now):
             f"dataset: consent, sign-ins, {params['redeems']} redemptions and "
             f"{params['awards']} action rewards"
         )
-        for model in (OrderActivity, Posting, ActionAward):
-            cursor.execute(
-                "SELECT setval(pg_get_serial_sequence(%s, 'id'), "
-                f"(SELECT max(id) FROM {table(model)}))",
-                [model._meta.db_table],
-            )
-        if fast:
-            cursor.execute("SET session_replication_role = DEFAULT")
-        for model in (User, Member, OrderActivity, Posting, ActionAward):
-            cursor.execute(f"VACUUM ANALYZE {table(model)}")
+        _finish(
+            cursor,
+            fast,
+            written=(
+                OrderActivity,
+                Posting,
+                ActionAward,
+            ),
+            analysed=(
+                User,
+                Member,
+                OrderActivity,
+                Posting,
+                ActionAward,
+            ),
+        )
     info(f"dataset: scoring data written in {time.perf_counter() - started:.1f} s")
     return first, last
