@@ -82,7 +82,6 @@ WITH scored AS (
         count(*) FILTER (WHERE placed_at > %(previous)s AND placed_at <= %(recent)s)
             AS previous_orders,
         sum(spend - refunded) FILTER (WHERE placed_at > %(window)s) AS spend,
-        count(*) FILTER (WHERE placed_at > %(window)s) AS window_orders,
         max(placed_at) FILTER (WHERE confirmed_at IS NOT NULL) AS last_confirmed,
         count(confirmed_at) AS confirmed,
         sum(spend - refunded) FILTER (WHERE confirmed_at IS NOT NULL) AS monetary
@@ -99,7 +98,7 @@ WITH scored AS (
     SELECT member_id, max(created_at) AS last_award FROM {award}
     WHERE created_at <= %(now)s GROUP BY member_id
 )
-SELECT c.id AS member_id, c.joined_at, t.last_interaction,
+SELECT c.id AS member_id, c.joined_at,
     {since_interaction} AS idle_days,
     o.last_order,
     CASE WHEN o.orders >= 2
@@ -107,7 +106,7 @@ SELECT c.id AS member_id, c.joined_at, t.last_interaction,
         ELSE %(usual_default)s END AS usual_interval,
     coalesce(o.recent_orders, 0) AS recent_orders,
     coalesce(o.previous_orders, 0) AS previous_orders,
-    coalesce(o.spend, 0) AS spend, coalesce(o.window_orders, 0) AS window_orders,
+    coalesce(o.spend, 0) AS spend,
     coalesce(o.confirmed, 0) AS confirmed, coalesce(o.monetary, 0) AS monetary,
     -{recency} AS recency,
     coalesce(r.recent, 0) AS recent_redeems,
@@ -124,8 +123,7 @@ CROSS JOIN LATERAL (
 
 SCORES = """
 INSERT INTO {score} (member_id, scored_at, activity_segment, value_segment,
-    last_interaction_at, spend, orders, recency_score, frequency_score,
-    monetary_score, rfm_segment, churn_risk)
+    recency_score, frequency_score, monetary_score, rfm_segment, churn_risk)
 WITH cuts AS (
     SELECT
         percentile_disc(ARRAY[0.2, 0.4, 0.6, 0.8]) WITHIN GROUP (ORDER BY recency)
@@ -161,7 +159,7 @@ SELECT member_id, %(now)s,
          WHEN idle_days <= %(at_risk)s THEN 'at_risk' ELSE 'dormant' END,
     CASE WHEN spend <= 0 THEN 'none' WHEN spend >= top THEN 'top'
          WHEN spend <= bottom THEN 'bottom' ELSE 'middle' END,
-    last_interaction, spend, window_orders, r, f, m,
+    r, f, m,
     CASE WHEN confirmed = 0 THEN 'none'
          WHEN r >= 4 AND confirmed = 1 THEN 'new'
          WHEN r >= 4 AND (f + m + 1) / 2 >= 4 THEN 'champions'
@@ -251,8 +249,7 @@ FINGERPRINTS = {
         SELECT member_id / %(chunk)s, md5(string_agg(concat_ws(':', member_id,
             activity_segment, value_segment, rfm_segment,
             coalesce(recency_score::text, '-'), coalesce(frequency_score::text, '-'),
-            coalesce(monetary_score::text, '-'), churn_risk, spend, orders,
-            last_interaction_at), ',' ORDER BY member_id))
+            coalesce(monetary_score::text, '-'), churn_risk), ',' ORDER BY member_id))
         FROM {score} WHERE scored_at = %(now)s GROUP BY 1 ORDER BY 1""",
 }
 

@@ -21,7 +21,6 @@ from .models import (
     MemberCoupon,
     MemberImport,
     MemberNote,
-    MemberScore,
     OrderActivity,
     Posting,
     ProgrammeSetting,
@@ -279,24 +278,6 @@ class MemberImportAdmin(ReadOnlyAdmin):
 class ProgrammeSettingAdmin(ReadOnlyAdmin):
     list_display = ["name", "value", "changed_at", "changed_by"]
     list_select_related = ["changed_by"]
-
-
-@admin.register(MemberScore)
-class MemberScoreAdmin(ReadOnlyAdmin):
-    list_display = [
-        "scored_at",
-        "member",
-        "activity_segment",
-        "value_segment",
-        "last_interaction_at",
-        "spend",
-        "orders",
-        "rfm_segment",
-        "churn_risk",
-    ]
-    list_filter = ["activity_segment", "value_segment", "rfm_segment"]
-    search_fields = ["member__number", "member__user__email"]
-    list_select_related = ["member"]
 
 
 @admin.register(ScoringRun)

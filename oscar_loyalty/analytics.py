@@ -440,7 +440,7 @@ def rfm_grid(run):
                 scored_at=run.scored_at, recency_score__isnull=False
             )
             .values("recency_score", "frequency_score", "monetary_score")
-            .annotate(n=Count("pk"))
+            .annotate(n=Count("member"))
             .order_by()
             .values_list("recency_score", "frequency_score", "monetary_score", "n")
         ):

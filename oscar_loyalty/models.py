@@ -1990,29 +1990,30 @@ class MemberScore(models.Model):
     date". Only members who agreed to profiling are scored; withdrawing that
     consent deletes their rows. Written by :mod:`oscar_loyalty.scoring` only,
     a whole run in one statement.
+
+    A run writes a row per scored member (365 M rows a year at a million
+    members, before thinning), so a row carries only what is read back: the
+    key is the run and the member (one index, no surrogate id or sequence),
+    and the measures behind the scores stay in the run's own computation.
     """
 
+    pk = models.CompositePrimaryKey("scored_at", "member")
+    scored_at = models.DateTimeField(_("run"))
     member = models.ForeignKey(
         Member,
         on_delete=models.CASCADE,
         related_name="scores",
         verbose_name=_("member"),
-        # A run writes a row per scored member: no per-row foreign-key check
-        # (members are never deleted, only anonymised) and no index of its own
-        # (see Meta).
+        # No per-row foreign-key check (members are never deleted, only
+        # anonymised) and no index of its own: the key's index serves a run's
+        # rows and a member's row in a run.
         db_constraint=False,
         db_index=False,
     )
-    scored_at = models.DateTimeField(_("run"))
     activity_segment = models.CharField(
         _("activity"), max_length=12, choices=ACTIVITY_SEGMENTS
     )
     value_segment = models.CharField(_("value"), max_length=8, choices=VALUE_SEGMENTS)
-    last_interaction_at = models.DateTimeField(_("last interaction"))
-    spend = models.DecimalField(
-        _("spend in the value window"), max_digits=14, decimal_places=2
-    )
-    orders = models.PositiveIntegerField(_("orders in the value window"))
     recency_score = models.PositiveSmallIntegerField(_("recency (1-5)"), null=True)
     frequency_score = models.PositiveSmallIntegerField(_("frequency (1-5)"), null=True)
     monetary_score = models.PositiveSmallIntegerField(_("monetary (1-5)"), null=True)
@@ -2025,13 +2026,6 @@ class MemberScore(models.Model):
         verbose_name = _("member score")
         verbose_name_plural = _("member scores")
         ordering = ["-scored_at", "member_id"]
-        # One index: a run's rows are written in member order at its end (cheap
-        # to keep); a member's rows are looked up run by run (few runs).
-        constraints = [
-            models.UniqueConstraint(
-                fields=["scored_at", "member"], name="loyalty_score_run_member"
-            )
-        ]
 
     def __str__(self):
         return f"{self.member_id} @ {self.scored_at:%Y-%m-%d}"
