@@ -140,6 +140,11 @@ class Dialect:
             return f"CAST(FLOOR({expression} + 0.5) AS INTEGER)"
         return f"CAST({expression} + 0.5 AS INTEGER)"
 
+    def fence(self):
+        """Ends a subquery the planner must not fold into the query around it,
+        so each of its columns is computed once, not once per use."""
+        return "OFFSET 0" if self.postgres else "LIMIT -1 OFFSET 0"
+
     def moment(self, value):
         return value if self.postgres else self.ops.adapt_datetimefield_value(value)
 
@@ -180,10 +185,37 @@ def _params(now):
 SIGNALS = "loyalty_scoring_signals"
 
 
-def _signals_sql(d, t):
-    """Per member who agreed to profiling: what the scores are made of. Run as
-    ``CREATE TEMP TABLE … AS``, which PostgreSQL may spread over parallel
-    workers (an ``INSERT … SELECT`` may not)."""
+def _falling(d, recent, previous):
+    return (
+        f"CASE WHEN {previous} > 0 THEN "
+        f"{d.greatest('0.0', f'1.0 - 1.0 * {recent} / {previous}')} ELSE 0.0 END"
+    )
+
+
+def _risk(d, weights):
+    """Churn risk 0-100 from one member's measures (see the module docstring);
+    it needs no other member, so it is taken as the members are measured."""
+    interval = d.least(
+        "1.0",
+        d.greatest(
+            "0.0",
+            f"({d.days('%(now)s', 'COALESCE(last_order, joined_at)')} "
+            f"/ usual_interval - 1.0) / 2.0",
+        ),
+    )
+    visits = d.least("1.0", "idle_days / %(at_risk)s")
+    return d.round_half_up(
+        f"({weights['interval']} * {interval}"
+        f" + {weights['frequency']} * {_falling(d, 'recent_orders', 'previous_orders')}"
+        f" + {weights['points']} * {_falling(d, 'recent_redeems', 'previous_redeems')}"
+        f" + {weights['visits']} * {visits})"
+    )
+
+
+def _signals_sql(d, t, weights):
+    """Per member who agreed to profiling, in member order: what the segments
+    are made of (days idle, spend in the window, and the RFM measures) and the
+    churn risk. Run as ``CREATE TEMPORARY TABLE … AS``."""
     since = d.days
     joined = "c.joined_at"
     last_interaction = d.greatest(
@@ -199,6 +231,9 @@ def _signals_sql(d, t):
         f"{since('o.last_order', 'o.first_order')} / (o.orders - 1)", "1.0"
     )
     return f"""
+        SELECT member_id, idle_days, spend, confirmed, monetary, recency,
+            {_risk(d, weights)} AS risk
+        FROM (
         SELECT c.id AS member_id, c.joined_at,
             {since("%(now)s", last_interaction)} AS idle_days,
             o.last_order,
@@ -250,7 +285,8 @@ def _signals_sql(d, t):
             SELECT member_id, MAX(created_at) AS last_award FROM {t["award"]}
             WHERE created_at <= %(now)s GROUP BY member_id
         ) w ON w.member_id = c.id
-        ORDER BY c.id
+        ORDER BY c.id {d.fence()}
+        ) measured
     """
 
 
@@ -336,14 +372,13 @@ def _cuts(cursor, d):
     return dict(zip(CUTS, values, strict=True))
 
 
-def _insert_sql(d, t, weights):
+def _insert_sql(d, t):
     """The run's rows from the measured members and the cut points.
 
     No ``ORDER BY``: the measured members were written in member order and a
     table this fresh is read back as written, so the rows reach the key's index
     in order without a second sort of a million rows (the order is only for
     speed; any order gives the same rows)."""
-    since = d.days
 
     def quintile(column, cut):
         beyond = " + ".join(
@@ -351,27 +386,6 @@ def _insert_sql(d, t, weights):
         )
         return f"CASE WHEN confirmed > 0 THEN 1 + {beyond} END"
 
-    def falling(recent, previous):
-        return (
-            f"CASE WHEN {previous} > 0 THEN "
-            f"{d.greatest('0.0', f'1.0 - 1.0 * {recent} / {previous}')} ELSE 0.0 END"
-        )
-
-    interval = d.least(
-        "1.0",
-        d.greatest(
-            "0.0",
-            f"({since('%(now)s', 'COALESCE(last_order, joined_at)')} "
-            f"/ usual_interval - 1.0) / 2.0",
-        ),
-    )
-    visits = d.least("1.0", "idle_days / %(at_risk)s")
-    risk = d.round_half_up(
-        f"({weights['interval']} * {interval}"
-        f" + {weights['frequency']} * {falling('recent_orders', 'previous_orders')}"
-        f" + {weights['points']} * {falling('recent_redeems', 'previous_redeems')}"
-        f" + {weights['visits']} * {visits})"
-    )
     fm = "(f + m + 1) / 2"
     return f"""
         INSERT INTO {t["score"]} (
@@ -404,10 +418,8 @@ def _insert_sql(d, t, weights):
                 {quintile("recency", "r")} AS r,
                 {quintile("confirmed", "f")} AS f,
                 {quintile("monetary", "m")} AS m,
-                {risk} AS risk
-            FROM {SIGNALS}
-            -- A fence: each score is computed once, not once per use above.
-            OFFSET 0
+                risk
+            FROM {SIGNALS} {d.fence()}
         ) scored
     """
 
@@ -459,13 +471,10 @@ def run(now=None, *, task_id=None):
                 # number of cores than one pass.
                 cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
             cursor.execute(f"DROP TABLE IF EXISTS {SIGNALS}")
-            cursor.execute(
-                f"CREATE TEMPORARY TABLE {SIGNALS} AS {_signals_sql(d, t)}", params
-            )
+            signals = _signals_sql(d, t, loyalty_settings.CHURN_WEIGHTS)
+            cursor.execute(f"CREATE TEMPORARY TABLE {SIGNALS} AS {signals}", params)
             cuts = _cuts(cursor, d)
-            cursor.execute(
-                _insert_sql(d, t, loyalty_settings.CHURN_WEIGHTS), {**params, **cuts}
-            )
+            cursor.execute(_insert_sql(d, t), {**params, **cuts})
             scored = cursor.rowcount
             cursor.execute(f"DROP TABLE {SIGNALS}")
         summary = _summary(now)
