@@ -395,6 +395,13 @@ class Posting(models.Model):
             models.Index(
                 fields=["member", "-created_at", "-id"], name="loyalty_history"
             ),
+            # Member scoring reads every member's redemptions, a small share of
+            # the postings of a shop that has run for a while.
+            models.Index(
+                fields=["member", "created_at"],
+                name="loyalty_posting_redeemed",
+                condition=Q(kind="redeem"),
+            ),
             # Postings without an order (expiry, staff) are most of a big run's
             # writes and are never looked up by order number.
             models.Index(
