@@ -2117,7 +2117,10 @@ class WinBackRule(models.Model):
     period_days = models.PositiveSmallIntegerField(
         _("at most once every (days)"),
         default=180,
-        help_text=_("A member is picked by this rule at most once in this many days."),
+        help_text=_(
+            "A member picked by any win-back rule within this many days is not "
+            "picked by this one."
+        ),
     )
     holdout_percent = models.PositiveSmallIntegerField(
         _("control group (%)"),
