@@ -13,7 +13,8 @@
    (:data:`SIGNALS`), a second takes the cut points with ordered-set
    aggregates and writes the run's rows (:data:`SCORES`);
 4. on ``URL``, times the real task: ``oscar_loyalty.tasks.score_members``
-   (eager): the consent sweep, the scoring statement and the run's summary;
+   (eager): the consent sweep, the three statements of ``scoring.run``, the
+   run's summary, the win-back rules and the history thinning;
 5. checks that both agree row for row (hashes of the run's rows per chunk of
    member ids), that every member who agreed to profiling was scored and no
    one else, and that the task run again (a retry) changes nothing.

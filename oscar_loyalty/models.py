@@ -1996,7 +1996,7 @@ class MemberScore(models.Model):
     segments; older runs are the history behind trends and "segment as of a
     date". Only members who agreed to profiling are scored; withdrawing that
     consent deletes their rows. Written by :mod:`oscar_loyalty.scoring` only,
-    a whole run in one statement.
+    a whole run's rows by one ``INSERT … SELECT``.
 
     A run writes a row per scored member (365 M rows a year at a million
     members, before thinning), so a row carries only what is read back: the

@@ -60,7 +60,8 @@ How it runs
 
 A run (:func:`run`) is one transaction of three statements: ``CREATE
 TEMPORARY TABLE … AS`` measures every scored member (their orders, redemptions
-and action rewards aggregated once, in member order); one query takes the cut
+and action rewards aggregated once, in member order) and takes their churn
+risk, which needs no other member; one query takes the cut
 points (the value thresholds and the RFM quintile boundaries); one ``INSERT …
 SELECT`` writes a :class:`~oscar_loyalty.models.MemberScore` row per member, in
 member order, so the rows go into the table's one index (run, member) at its
@@ -621,10 +622,21 @@ def thin_history(now=None):
         if pk in kept:
             continue
         with transaction.atomic():
-            MemberScore.objects.filter(scored_at=when).delete()
+            _delete(MemberScore.objects.filter(scored_at=when))
             ScoringRun.objects.filter(pk=pk).update(rows_kept=False)
         thinned += 1
     return thinned
+
+
+def _delete(scores):
+    """Delete the ``MemberScore`` rows of ``scores`` in one statement.
+
+    ``QuerySet.delete()`` would read every row into Python first whenever any
+    receiver listens to ``post_delete`` for all models (a shop's search index
+    usually does: Haystack's realtime processor), and a run has a million
+    rows. Nothing refers to a score and no receiver of ours needs one, so the
+    rows go without signals."""
+    return scores._raw_delete(scores.db)
 
 
 def _runs():
@@ -636,7 +648,7 @@ def _runs():
 def forget(members):
     """The scoring history of ``members`` (a queryset) goes: looked up run by
     run (the history's index starts with the run)."""
-    MemberScore.objects.filter(scored_at__in=_runs(), member__in=members).delete()
+    _delete(MemberScore.objects.filter(scored_at__in=_runs(), member__in=members))
 
 
 def forget_unconsenting():

@@ -1,5 +1,7 @@
 """Django admin for support staff: every model of the programme is there to look
-at, and nothing can be added, changed or deleted, not even by a superuser."""
+at (but member scores, keyed by run and member, which Django's admin can't
+show; the dashboard does), and nothing can be added, changed or deleted, not
+even by a superuser."""
 
 import pytest
 from django.contrib import admin

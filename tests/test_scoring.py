@@ -427,3 +427,41 @@ def test_staff_list_members_by_their_segment_as_of_a_date():
     long_ago = (NOW - timedelta(days=900)).date().isoformat()
     page = client.get(url, {"activity": "active", "as_of": long_ago})
     assert "was-active@example.com" not in page.content.decode()
+
+
+def test_thinning_and_forgetting_delete_rows_without_reading_them(settings):
+    """A run has a million rows: they go in one statement per run even though
+    the shop's search index listens to every model's deletions (Haystack's
+    realtime processor in the example shop), which makes ``QuerySet.delete()``
+    read each row first."""
+    from django.db import connection
+    from django.db.models.signals import post_delete
+    from django.test.utils import CaptureQueriesContext
+
+    assert post_delete.has_listeners(MemberScore)  # the trap is really there
+    settings.OSCAR_LOYALTY_SCORES_DAILY_DAYS = 90
+    members = [member() for _ in range(5)]
+    old = NOW.replace(day=1) - timedelta(days=200)
+    scoring.run(old)
+    scoring.run(old + timedelta(days=1))  # same month: thinned
+    scoring.run(NOW)
+    table = MemberScore._meta.db_table
+
+    def reads(queries):
+        return [
+            q["sql"]
+            for q in queries
+            if q["sql"].lstrip().upper().startswith("SELECT") and table in q["sql"]
+        ]
+
+    with CaptureQueriesContext(connection) as thinning:
+        assert scoring.thin_history(NOW) == 1
+    assert not reads(thinning.captured_queries)
+    assert MemberScore.objects.filter(scored_at=old + timedelta(days=1)).count() == 0
+    assert MemberScore.objects.filter(scored_at=old).count() == 5
+
+    with CaptureQueriesContext(connection) as forgetting:
+        scoring.forget(Member.objects.filter(pk=members[0].pk))
+    assert not reads(forgetting.captured_queries)
+    assert not MemberScore.objects.filter(member=members[0]).exists()
+    assert MemberScore.objects.count() == 2 * 4

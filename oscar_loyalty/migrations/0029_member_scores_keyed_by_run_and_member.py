@@ -3,71 +3,107 @@
 A scoring run writes a row per scored member, so every byte and every index of
 a row is paid a million times a night. The table loses its surrogate ``id``
 (a sequence and a second index on every insert) for a composite primary key on
-(run, member), which is the one index it had besides; and it loses the
-window spend, window orders and last interaction, which nothing reads back.
+(run, member), which was its one other index; and it loses the window spend,
+window orders and last interaction, which nothing reads back.
 
-Django can't turn a table's key into a composite one in place, so the rows are
-copied into a new table, the old one is dropped and the new one takes its
-name. The copy is one ``INSERT … SELECT``.
+Django can't turn a table's key into a composite one, so the database side is
+written out here:
+
+* PostgreSQL changes the table in place: the columns are dropped (no rewrite)
+  and the key is built on (run, member). ``ALTER TABLE`` waits for a scoring
+  run that is writing to commit, so none of its rows is lost, and a long
+  history is never copied.
+* SQLite can't change a table's key, so the table is rebuilt and its rows
+  copied, as Django does for most SQLite changes.
+
+Back: the columns return, filled with the run's moment, 0 and 0.
 """
 
-import django.db.models.deletion
 from django.db import migrations, models
 
-COLUMNS = (
-    "scored_at, member_id, activity_segment, value_segment, recency_score, "
-    "frequency_score, monetary_score, rfm_segment, churn_risk"
+TABLE = "oscar_loyalty_memberscore"
+UNIQUE = "loyalty_score_run_member"
+PKEY = f"{TABLE}_pkey"
+KEPT = (
+    '"scored_at", "member_id", "activity_segment", "value_segment", '
+    '"recency_score", "frequency_score", "monetary_score", "rfm_segment", '
+    '"churn_risk"'
+)
+SCORES = (
+    '"activity_segment" varchar(12) NOT NULL, '
+    '"value_segment" varchar(8) NOT NULL, '
+    '"recency_score" smallint unsigned NULL CHECK ("recency_score" >= 0), '
+    '"frequency_score" smallint unsigned NULL CHECK ("frequency_score" >= 0), '
+    '"monetary_score" smallint unsigned NULL CHECK ("monetary_score" >= 0), '
+    "\"rfm_segment\" varchar(12) DEFAULT '' NOT NULL, "
+    '"churn_risk" smallint unsigned NULL CHECK ("churn_risk" >= 0)'
+)
+SQLITE_KEYED = (
+    f'CREATE TABLE "{TABLE}__new" ("scored_at" datetime NOT NULL, '
+    f'"member_id" bigint NOT NULL, {SCORES}, '
+    'PRIMARY KEY ("scored_at", "member_id"))'
+)
+SQLITE_WITH_ID = (
+    f'CREATE TABLE "{TABLE}__new" ('
+    '"id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, '
+    '"scored_at" datetime NOT NULL, "member_id" bigint NOT NULL, '
+    f'"last_interaction_at" datetime NOT NULL, "spend" decimal NOT NULL, '
+    '"orders" integer unsigned NOT NULL CHECK ("orders" >= 0), '
+    f'{SCORES}, CONSTRAINT "{UNIQUE}" UNIQUE ("scored_at", "member_id"))'
 )
 
 
-def copy_rows(apps, schema_editor):
-    old = apps.get_model("oscar_loyalty", "MemberScore")._meta.db_table
-    new = apps.get_model("oscar_loyalty", "KeyedMemberScore")._meta.db_table
-    quote = schema_editor.quote_name
-    schema_editor.execute(
-        f"INSERT INTO {quote(new)} ({COLUMNS}) SELECT {COLUMNS} FROM {quote(old)}"
-    )
+def _sqlite_rebuild(schema_editor, create, columns, values):
+    for statement in (
+        create,
+        f'INSERT INTO "{TABLE}__new" ({columns}) SELECT {values} FROM "{TABLE}"',
+        f'DROP TABLE "{TABLE}"',
+        f'ALTER TABLE "{TABLE}__new" RENAME TO "{TABLE}"',
+    ):
+        schema_editor.execute(statement)
 
 
-def copy_rows_back(apps, schema_editor):
-    old = apps.get_model("oscar_loyalty", "MemberScore")._meta.db_table
-    new = apps.get_model("oscar_loyalty", "KeyedMemberScore")._meta.db_table
-    quote = schema_editor.quote_name
-    # The measures are gone: the restored rows carry the run's moment and zeros.
-    schema_editor.execute(
-        f"INSERT INTO {quote(old)} ({COLUMNS}, last_interaction_at, spend, orders) "
-        f"SELECT {COLUMNS}, scored_at, 0, 0 FROM {quote(new)}"
-    )
+def keyed(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in (
+            f'ALTER TABLE "{TABLE}" DROP COLUMN "id", '
+            'DROP COLUMN "last_interaction_at", DROP COLUMN "spend", '
+            'DROP COLUMN "orders"',
+            f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{PKEY}" '
+            'PRIMARY KEY ("scored_at", "member_id")',
+            f'ALTER TABLE "{TABLE}" DROP CONSTRAINT "{UNIQUE}"',
+        ):
+            schema_editor.execute(statement)
+    else:
+        _sqlite_rebuild(schema_editor, SQLITE_KEYED, KEPT, KEPT)
 
 
-def _rename_constraints(schema_editor, old, new):
-    """PostgreSQL names a table's key and checks after the table they were made
-    on: the renamed table's get the names a table made as ``new`` would have."""
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    table = f"oscar_loyalty_{new if old == 'keyedmemberscore' else old}"
-    with schema_editor.connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass "
-            "AND conname LIKE %s",
-            [table, f"oscar_loyalty_{old}%"],
+def with_id(apps, schema_editor):
+    if schema_editor.connection.vendor == "postgresql":
+        for statement in (
+            f'ALTER TABLE "{TABLE}" '
+            'ADD COLUMN "id" bigint GENERATED BY DEFAULT AS IDENTITY, '
+            'ADD COLUMN "last_interaction_at" timestamp with time zone, '
+            'ADD COLUMN "spend" numeric(14, 2) NOT NULL DEFAULT 0, '
+            'ADD COLUMN "orders" integer NOT NULL DEFAULT 0 '
+            f'CONSTRAINT "{TABLE}_orders_check" CHECK ("orders" >= 0)',
+            f'UPDATE "{TABLE}" SET "last_interaction_at" = "scored_at"',
+            f'ALTER TABLE "{TABLE}" '
+            'ALTER COLUMN "last_interaction_at" SET NOT NULL, '
+            'ALTER COLUMN "spend" DROP DEFAULT, ALTER COLUMN "orders" DROP DEFAULT',
+            f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{UNIQUE}" '
+            'UNIQUE ("scored_at", "member_id")',
+            f'ALTER TABLE "{TABLE}" DROP CONSTRAINT "{PKEY}"',
+            f'ALTER TABLE "{TABLE}" ADD CONSTRAINT "{PKEY}" PRIMARY KEY ("id")',
+        ):
+            schema_editor.execute(statement)
+    else:
+        _sqlite_rebuild(
+            schema_editor,
+            SQLITE_WITH_ID,
+            f'{KEPT}, "last_interaction_at", "spend", "orders"',
+            f'{KEPT}, "scored_at", 0, 0',
         )
-        names = [name for (name,) in cursor.fetchall()]
-    quote = schema_editor.quote_name
-    for name in names:
-        renamed = name.replace(f"oscar_loyalty_{old}", f"oscar_loyalty_{new}", 1)
-        schema_editor.execute(
-            f"ALTER TABLE {quote(table)} RENAME CONSTRAINT {quote(name)} "
-            f"TO {quote(renamed)}"
-        )
-
-
-def name_the_constraints(apps, schema_editor):
-    _rename_constraints(schema_editor, "keyedmemberscore", "memberscore")
-
-
-def name_the_constraints_back(apps, schema_editor):
-    _rename_constraints(schema_editor, "memberscore", "keyedmemberscore")
 
 
 class Migration(migrations.Migration):
@@ -76,12 +112,20 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.CreateModel(
-            name="KeyedMemberScore",
-            fields=[
-                (
-                    "pk",
-                    models.CompositePrimaryKey(
+        migrations.SeparateDatabaseAndState(
+            database_operations=[migrations.RunPython(keyed, with_id)],
+            state_operations=[
+                migrations.RemoveConstraint(model_name="memberscore", name=UNIQUE),
+                migrations.RemoveField(model_name="memberscore", name="id"),
+                migrations.RemoveField(
+                    model_name="memberscore", name="last_interaction_at"
+                ),
+                migrations.RemoveField(model_name="memberscore", name="orders"),
+                migrations.RemoveField(model_name="memberscore", name="spend"),
+                migrations.AddField(
+                    model_name="memberscore",
+                    name="pk",
+                    field=models.CompositePrimaryKey(
                         "scored_at",
                         "member",
                         blank=True,
@@ -90,108 +134,6 @@ class Migration(migrations.Migration):
                         serialize=False,
                     ),
                 ),
-                ("scored_at", models.DateTimeField(verbose_name="run")),
-                (
-                    "member",
-                    models.ForeignKey(
-                        db_constraint=False,
-                        db_index=False,
-                        on_delete=django.db.models.deletion.CASCADE,
-                        related_name="+",
-                        to="oscar_loyalty.member",
-                        verbose_name="member",
-                    ),
-                ),
-                (
-                    "activity_segment",
-                    models.CharField(
-                        choices=[
-                            ("active", "Active"),
-                            ("cooling", "Cooling"),
-                            ("at_risk", "At risk"),
-                            ("dormant", "Dormant"),
-                        ],
-                        max_length=12,
-                        verbose_name="activity",
-                    ),
-                ),
-                (
-                    "value_segment",
-                    models.CharField(
-                        choices=[
-                            ("top", "Top 20 %"),
-                            ("middle", "Middle 60 %"),
-                            ("bottom", "Bottom 20 %"),
-                            ("none", "No purchases"),
-                        ],
-                        max_length=8,
-                        verbose_name="value",
-                    ),
-                ),
-                (
-                    "recency_score",
-                    models.PositiveSmallIntegerField(
-                        null=True, verbose_name="recency (1-5)"
-                    ),
-                ),
-                (
-                    "frequency_score",
-                    models.PositiveSmallIntegerField(
-                        null=True, verbose_name="frequency (1-5)"
-                    ),
-                ),
-                (
-                    "monetary_score",
-                    models.PositiveSmallIntegerField(
-                        null=True, verbose_name="monetary (1-5)"
-                    ),
-                ),
-                (
-                    "rfm_segment",
-                    models.CharField(
-                        choices=[
-                            ("champions", "Champions"),
-                            ("loyal", "Loyal"),
-                            ("potential", "Potential loyalists"),
-                            ("new", "New customers"),
-                            ("at_risk", "At risk"),
-                            ("cant_lose", "Can't lose them"),
-                            ("hibernating", "Hibernating"),
-                            ("lost", "Lost"),
-                            ("none", "No confirmed orders"),
-                        ],
-                        db_default="",
-                        max_length=12,
-                        verbose_name="RFM segment",
-                    ),
-                ),
-                (
-                    "churn_risk",
-                    models.PositiveSmallIntegerField(
-                        null=True, verbose_name="churn risk"
-                    ),
-                ),
             ],
-            options={
-                "verbose_name": "member score",
-                "verbose_name_plural": "member scores",
-                "ordering": ["-scored_at", "member_id"],
-            },
         ),
-        migrations.RunPython(copy_rows, copy_rows_back, elidable=True),
-        migrations.DeleteModel(name="MemberScore"),
-        migrations.RenameModel(old_name="KeyedMemberScore", new_name="MemberScore"),
-        migrations.AlterField(
-            model_name="memberscore",
-            name="member",
-            field=models.ForeignKey(
-                db_constraint=False,
-                db_index=False,
-                on_delete=django.db.models.deletion.CASCADE,
-                related_name="scores",
-                to="oscar_loyalty.member",
-                verbose_name="member",
-            ),
-        ),
-        migrations.RunPython(name_the_constraints, name_the_constraints_back),
     ]
